@@ -1,0 +1,139 @@
+"""Every component's backward against central differences, in float64.
+
+Shapes are deliberately not special: batch > 1, odd sizes, GQA groups > 1, padded rows.
+"""
+
+import numpy as np
+import pytest
+
+import tinyllama_np as tl
+from tinyllama_np.nn import CrossEntropyLoss, causal_mask, padding_mask
+
+TOLERANCE = 1e-6
+
+
+def assert_gradients_match(report):
+    assert report, "gradcheck checked nothing"
+    worst = max(report, key=report.get)
+    assert report[worst] < TOLERANCE, f"{worst}: relative error {report[worst]:.2e}\n{report}"
+
+
+def normal(rng, *shape, scale=1.0):
+    return rng.standard_normal(shape) * scale
+
+
+def test_linear(rng):
+    report = tl.gradcheck(tl.Linear(normal(rng, 5, 7)), normal(rng, 3, 4, 7))
+    assert set(report) == {"input 0", "param weight"}
+    assert_gradients_match(report)
+
+
+def test_embedding_repeated_tokens(rng):
+    tokens = np.array([[1, 4, 1, 0], [4, 4, 2, 9]])  # repeats must accumulate
+    report = tl.gradcheck(tl.Embedding(normal(rng, 11, 6)), tokens)
+    assert set(report) == {"param weight"}
+    assert_gradients_match(report)
+
+
+def test_rmsnorm(rng):
+    norm = tl.RMSNorm(1 + normal(rng, 7, scale=0.3), eps=1e-5)
+    assert_gradients_match(tl.gradcheck(norm, normal(rng, 3, 5, 7)))
+
+
+def test_layernorm(rng):
+    norm = tl.LayerNorm(1 + normal(rng, 7, scale=0.3), normal(rng, 7, scale=0.3))
+    assert_gradients_match(tl.gradcheck(norm, normal(rng, 3, 5, 7)))
+
+
+@pytest.mark.parametrize("start_pos", [0, 5])
+def test_rope(rng, start_pos):
+    rope = tl.RoPE(tl.rope_rotations(head_dim=6, max_seq_len=16, theta=500.0))
+    report = tl.gradcheck(rope, normal(rng, 2, 5, 3, 6), start_pos=start_pos)
+    assert_gradients_match(report)
+
+
+def test_sinusoidal(rng):
+    positions = tl.SinusoidalPositions(tl.sinusoidal_encoding(16, 6))
+    assert_gradients_match(tl.gradcheck(positions, normal(rng, 2, 5, 6), start_pos=3))
+
+
+def test_softmax(rng):
+    assert_gradients_match(tl.gradcheck(tl.Softmax(), normal(rng, 3, 4, 9, scale=2.0)))
+
+
+def test_attention_causal(rng):
+    q, k, v = normal(rng, 2, 3, 5, 4), normal(rng, 2, 3, 5, 4), normal(rng, 2, 3, 5, 6)
+    report = tl.gradcheck(tl.ScaledDotProductAttention(), q, k, v, allowed=causal_mask(5))
+    assert set(report) == {"input 0", "input 1", "input 2"}
+    assert_gradients_match(report)
+
+
+def test_attention_padded_batch(rng):
+    # Row 0 has 5 real tokens, row 1 only 3; the last 2 keys of row 1 are hidden.
+    allowed = causal_mask(5)[None, None] & padding_mask([5, 3], 5)[:, None, None, :]
+    q, k, v = normal(rng, 2, 3, 5, 4), normal(rng, 2, 3, 5, 4), normal(rng, 2, 3, 5, 4)
+    assert_gradients_match(tl.gradcheck(tl.ScaledDotProductAttention(), q, k, v, allowed=allowed))
+
+
+def test_attention_cross_lengths_without_mask(rng):
+    q, k, v = normal(rng, 2, 3, 4), normal(rng, 2, 7, 4), normal(rng, 2, 7, 5)
+    assert_gradients_match(tl.gradcheck(tl.ScaledDotProductAttention(), q, k, v))
+
+
+@pytest.mark.parametrize("n_heads,n_kv_heads", [(3, 3), (6, 2), (4, 1)])
+def test_multi_head_attention(rng, n_heads, n_kv_heads):
+    head_dim, dim, seq_len = 4, 10, 5
+    attention = tl.MultiHeadAttention(
+        wq=normal(rng, n_heads * head_dim, dim, scale=0.5),
+        wk=normal(rng, n_kv_heads * head_dim, dim, scale=0.5),
+        wv=normal(rng, n_kv_heads * head_dim, dim, scale=0.5),
+        wo=normal(rng, dim, n_heads * head_dim, scale=0.5),
+        n_heads=n_heads, n_kv_heads=n_kv_heads,
+        rotations=tl.rope_rotations(head_dim, 16))
+    allowed = causal_mask(seq_len)[None, None] & padding_mask([5, 4], seq_len)[:, None, None, :]
+    report = tl.gradcheck(attention, normal(rng, 2, seq_len, dim), allowed=allowed)
+    assert set(report) == {"input 0", "param wq.weight", "param wk.weight",
+                           "param wv.weight", "param wo.weight"}
+    assert_gradients_match(report)
+
+
+def test_multi_head_attention_at_offset(rng):
+    attention = tl.MultiHeadAttention(normal(rng, 8, 6), normal(rng, 4, 6), normal(rng, 4, 6),
+                                      normal(rng, 6, 8), n_heads=2, n_kv_heads=1,
+                                      rotations=tl.rope_rotations(4, 16))
+    report = tl.gradcheck(attention, normal(rng, 2, 3, 6), start_pos=7)
+    assert_gradients_match(report)
+
+
+def test_swiglu(rng):
+    ffn = tl.SwiGLU(normal(rng, 9, 7), normal(rng, 7, 9), normal(rng, 9, 7))
+    assert_gradients_match(tl.gradcheck(ffn, normal(rng, 2, 3, 7)))
+
+
+@pytest.mark.parametrize("activation", ["gelu", "relu"])
+def test_mlp(rng, activation):
+    mlp = tl.MLP(normal(rng, 9, 7), normal(rng, 7, 9), activation)
+    assert_gradients_match(tl.gradcheck(mlp, normal(rng, 2, 3, 7)))
+
+
+def test_cross_entropy_with_ignored_targets(rng):
+    targets = np.array([[3, -1, 0, 10], [-1, 7, 7, 2], [1, 1, -1, 5]])
+    report = tl.gradcheck(CrossEntropyLoss(), normal(rng, 3, 4, 11, scale=2.0), targets)
+    assert set(report) == {"input 0"}
+    assert_gradients_match(report)
+
+
+def test_cross_entropy_value(rng):
+    logits = normal(rng, 4, 6)
+    targets = np.array([2, -1, 5, 0])
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    expected = -np.mean([log_probs[0, 2], log_probs[2, 5], log_probs[3, 0]])
+    assert CrossEntropyLoss().forward(logits, targets) == pytest.approx(expected, rel=1e-12)
+
+
+def test_attention_query_that_sees_nothing(rng):
+    # Left padding: in row 1 the first two positions are padding, so query 0 may look at no
+    # key at all. Its scores are constants, and no gradient may flow through them.
+    allowed = causal_mask(4)[None, None] & np.array([[1, 1, 1, 1], [0, 0, 1, 1]], bool)[:, None, None, :]
+    q, k, v = normal(rng, 2, 2, 4, 3), normal(rng, 2, 2, 4, 3), normal(rng, 2, 2, 4, 3)
+    assert_gradients_match(tl.gradcheck(tl.ScaledDotProductAttention(), q, k, v, allowed=allowed))

@@ -1,0 +1,10 @@
+"""tinyllama_np: a pure-NumPy, educational reference implementation of LLaMA."""
+
+from .gradcheck import gradcheck
+from .model import Llama, LlamaConfig, TransformerBlock, default_hidden_dim
+from .nn import (MLP, CrossEntropyLoss, Embedding, LayerNorm, Linear, Module,
+                 MultiHeadAttention, RMSNorm, RoPE, ScaledDotProductAttention,
+                 SinusoidalPositions, Softmax, SwiGLU, causal_mask, padding_mask,
+                 rope_rotations, sinusoidal_encoding)
+
+__version__ = "0.1.0"

@@ -1,0 +1,117 @@
+"""Attention: softmax(q k^T / sqrt(d)) v, and multi-head attention with grouped-query heads.
+
+Each query position asks "which earlier positions matter to me?": its query vector is
+compared with every key vector (a dot product), the scores become weights by a softmax,
+and the output is the weighted average of the value vectors.
+
+Multi-head attention runs several such attentions side by side on slices of the model
+dimension. Grouped-query attention (GQA, LLaMA 2 70B and LLaMA 3) lets n_heads // n_kv_heads
+query heads share one key/value head, which shrinks the KV cache; n_kv_heads == n_heads is
+ordinary multi-head attention.
+"""
+
+import numpy as np
+
+from .linear import Linear
+from .mask import apply_mask, apply_mask_backward
+from .module import Module
+from .position import RoPE
+from .softmax import Softmax
+
+
+class ScaledDotProductAttention(Module):
+    """q (..., Tq, d), k (..., Tk, d), v (..., Tk, dv) -> (..., Tq, dv).
+
+    `allowed` is a boolean mask broadcastable to (..., Tq, Tk), True where a query may look.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.softmax = Softmax()
+
+    def forward(self, q, k, v, allowed=None):
+        # Dividing by sqrt(d) keeps the scores' spread independent of the head size;
+        # without it the softmax saturates and its gradient vanishes.
+        self.scale = 1.0 / np.sqrt(q.shape[-1])
+        scores = q @ k.swapaxes(-1, -2)
+        scores *= self.scale
+        if allowed is not None:
+            apply_mask(scores, allowed)
+        self.q, self.k, self.v, self.allowed = q, k, v, allowed
+        self.probs = self.softmax.forward(scores)
+        return self.probs @ v
+
+    def backward(self, d_out):
+        # out = P v  =>  dP = d_out v^T,  dv = P^T d_out
+        d_probs = d_out @ self.v.swapaxes(-1, -2)
+        dv = self.probs.swapaxes(-1, -2) @ d_out
+        d_scores = self.softmax.backward(d_probs)
+        if self.allowed is not None:
+            apply_mask_backward(d_scores, self.allowed)
+        d_scores *= self.scale
+        # scores = q k^T * scale  =>  dq = dS k,  dk = dS^T q
+        dq = d_scores @ self.k
+        dk = d_scores.swapaxes(-1, -2) @ self.q
+        return dq, dk, dv
+
+
+def repeat_kv(x, n_rep):
+    """(B, T, n_kv_heads, hd) -> (B, T, n_kv_heads * n_rep, hd): query head h uses kv head h // n_rep."""
+    return x if n_rep == 1 else np.repeat(x, n_rep, axis=2)
+
+
+def repeat_kv_backward(dx, n_rep):
+    """A kv head was copied to n_rep query heads, so its gradient is the sum over them."""
+    if n_rep == 1:
+        return dx
+    batch, seq_len, n_heads, head_dim = dx.shape
+    return dx.reshape(batch, seq_len, n_heads // n_rep, n_rep, head_dim).sum(axis=3)
+
+
+class MultiHeadAttention(Module):
+    """LLaMA's attention: projections wq, wk, wv, wo (no bias), RoPE on q and k, GQA.
+
+    x (B, T, dim) -> (B, T, dim). Parameter names follow Meta: wq.weight is
+    (n_heads * head_dim, dim), wk.weight and wv.weight are (n_kv_heads * head_dim, dim).
+    """
+
+    def __init__(self, wq, wk, wv, wo, n_heads, n_kv_heads, rotations):
+        super().__init__()
+        if n_heads % n_kv_heads:
+            raise ValueError(f"n_heads ({n_heads}) must be divisible by n_kv_heads ({n_kv_heads})")
+        self.n_heads, self.n_kv_heads = n_heads, n_kv_heads
+        self.head_dim = wq.shape[0] // n_heads
+        self.wq = self.add_module("wq", Linear(wq))
+        self.wk = self.add_module("wk", Linear(wk))
+        self.wv = self.add_module("wv", Linear(wv))
+        self.wo = self.add_module("wo", Linear(wo))
+        self.rope_q = RoPE(rotations)
+        self.rope_k = RoPE(rotations)
+        self.attention = ScaledDotProductAttention()
+
+    def forward(self, x, allowed=None, start_pos=0):
+        batch, seq_len, _ = x.shape
+        n_rep = self.n_heads // self.n_kv_heads
+        q = self.wq.forward(x).reshape(batch, seq_len, self.n_heads, self.head_dim)
+        k = self.wk.forward(x).reshape(batch, seq_len, self.n_kv_heads, self.head_dim)
+        v = self.wv.forward(x).reshape(batch, seq_len, self.n_kv_heads, self.head_dim)
+        q = self.rope_q.forward(q, start_pos)
+        k = self.rope_k.forward(k, start_pos)
+        k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)
+        # Heads become a batch axis: (B, T, H, hd) -> (B, H, T, hd).
+        out = self.attention.forward(q.transpose(0, 2, 1, 3), k.transpose(0, 2, 1, 3),
+                                     v.transpose(0, 2, 1, 3), allowed)
+        out = out.transpose(0, 2, 1, 3).reshape(batch, seq_len, self.n_heads * self.head_dim)
+        return self.wo.forward(out)
+
+    def backward(self, dy):
+        batch, seq_len, _ = dy.shape
+        n_rep = self.n_heads // self.n_kv_heads
+        d_out = self.wo.backward(dy).reshape(batch, seq_len, self.n_heads, self.head_dim)
+        dq, dk, dv = self.attention.backward(d_out.transpose(0, 2, 1, 3))
+        dq, dk, dv = (d.transpose(0, 2, 1, 3) for d in (dq, dk, dv))
+        dk, dv = repeat_kv_backward(dk, n_rep), repeat_kv_backward(dv, n_rep)
+        dq = self.rope_q.backward(dq).reshape(batch, seq_len, -1)
+        dk = self.rope_k.backward(dk).reshape(batch, seq_len, -1)
+        dv = dv.reshape(batch, seq_len, -1)
+        return self.wq.backward(dq) + self.wk.backward(dk) + self.wv.backward(dv)

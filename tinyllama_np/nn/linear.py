@@ -1,0 +1,52 @@
+"""Linear layer (no bias, as in LLaMA) and token embedding.
+
+Weights are stored (out_features, in_features), the layout of PyTorch and of Meta's
+checkpoints, so a linear layer computes y = x @ W.T.
+"""
+
+import numpy as np
+
+from .module import Module
+
+
+class Linear(Module):
+    def __init__(self, weight, grad=None):
+        super().__init__()
+        self.add_param("weight", weight, grad)
+
+    def forward(self, x):
+        self.x = x
+        return x @ self.params["weight"].T
+
+    def backward(self, dy):
+        # y = x W^T  =>  dW = dy^T x (summed over every position),  dx = dy W
+        weight = self.params["weight"]
+        x2d = self.x.reshape(-1, self.x.shape[-1])
+        dy2d = dy.reshape(-1, dy.shape[-1])
+        self.grads["weight"] += dy2d.T @ x2d
+        return dy @ weight
+
+
+class Embedding(Module):
+    """Row lookup: token id t -> W[t]. The weight is (vocab_size, dim)."""
+
+    def __init__(self, weight, grad=None):
+        super().__init__()
+        self.add_param("weight", weight, grad)
+
+    def forward(self, tokens):
+        tokens = np.asarray(tokens)
+        vocab_size = self.params["weight"].shape[0]
+        if not np.issubdtype(tokens.dtype, np.integer):
+            raise ValueError(f"token ids must be integers, got dtype {tokens.dtype}")
+        if tokens.size and (tokens.min() < 0 or tokens.max() >= vocab_size):
+            bad = tokens[(tokens < 0) | (tokens >= vocab_size)][0]
+            raise ValueError(f"token id {bad} is out of range [0, {vocab_size})")
+        self.tokens = tokens
+        return self.params["weight"][tokens]
+
+    def backward(self, dy):
+        # Each row W[t] was copied to every position holding token t, so dW[t] is the sum
+        # of dy over those positions. np.add.at adds correctly when t repeats.
+        np.add.at(self.grads["weight"], self.tokens.reshape(-1), dy.reshape(-1, dy.shape[-1]))
+        return None

@@ -1,0 +1,47 @@
+"""The small base class every component shares.
+
+A component keeps its parameters in `params` (name -> ndarray) and the gradient of the
+loss with respect to each of them in `grads` (same names, same shapes).
+
+    y = module.forward(x)       computes the output and remembers what backward needs
+    dx = module.backward(dy)    takes dL/dy, returns dL/dx, and ADDS dL/dparam into grads
+
+Adding (rather than overwriting) lets one parameter be used twice (tied embeddings) or
+gradients be summed over several micro-batches; call `zero_grad()` to start afresh.
+A backward returns one gradient per floating-point input of forward, in order (a tuple
+when there are several); integer inputs such as token ids get no gradient.
+
+Parameters are updated in place (`params[name][...] = new`, `params[name] -= step`), so
+every module that shares an array sees the change.
+"""
+
+import numpy as np
+
+
+class Module:
+    def __init__(self):
+        self.params = {}
+        self.grads = {}
+
+    def add_param(self, name, value, grad=None):
+        """Register a parameter. Passing `grad` shares a gradient buffer with another module."""
+        self.params[name] = value
+        # np.zeros takes no memory until written, so inference-only models pay nothing.
+        self.grads[name] = np.zeros_like(value) if grad is None else grad
+
+    def add_module(self, name, module):
+        """Register a sub-module: its params and grads appear here as 'name.param'."""
+        for key, value in module.params.items():
+            self.params[f"{name}.{key}"] = value
+            self.grads[f"{name}.{key}"] = module.grads[key]
+        return module
+
+    def zero_grad(self):
+        for grad in self.grads.values():
+            grad.fill(0)
+
+    def forward(self, *inputs):
+        raise NotImplementedError
+
+    def backward(self, d_out):
+        raise NotImplementedError

@@ -1,0 +1,86 @@
+"""Positional information: RoPE (LLaMA) and sinusoidal encoding (the original Transformer).
+
+Attention by itself is blind to order: permuting the keys permutes nothing in the output
+but the order of the sum. Positions must be put in.
+
+* Sinusoidal encoding ADDS a fixed vector per position to the embeddings (once, at the
+  input). The model must learn to read positions out of the mixture.
+* RoPE (rotary position embedding) ROTATES each query and key, in every layer. Consecutive
+  pairs (x[2i], x[2i+1]) are read as one complex number x[2i] + i*x[2i+1] and multiplied by
+  e^{i * pos * theta^(-2i/d)}, so the dot product q.k of a query at position m and a key at
+  position n depends on the positions only through m - n (a rotation by m, a rotation by n,
+  and rotations compose). This is Meta's convention (interleaved pairs); Hugging Face's
+  rotate-half convention pairs x[i] with x[i + d/2] instead.
+"""
+
+import numpy as np
+
+from .module import Module
+
+
+def rope_rotations(head_dim, max_seq_len, theta=10000.0):
+    """The unit complex numbers e^{i * pos * freq_j}: shape (max_seq_len, head_dim // 2).
+
+    freq_j = theta^(-2j / head_dim): pair 0 turns one radian per position, the last pair
+    barely moves, so together they encode both short and long distances.
+    """
+    if head_dim % 2:
+        raise ValueError(f"RoPE needs an even head dimension, got {head_dim}")
+    freqs = 1.0 / theta ** (np.arange(0, head_dim, 2) / head_dim)
+    angles = np.outer(np.arange(max_seq_len), freqs)
+    return np.exp(1j * angles)
+
+
+class RoPE(Module):
+    """Rotates x of shape (batch, seq, heads, head_dim) by the angles of its positions."""
+
+    def __init__(self, rotations):
+        super().__init__()
+        self.rotations = rotations  # from rope_rotations(); may be shared by many layers
+
+    def forward(self, x, start_pos=0):
+        seq_len = x.shape[1]
+        if start_pos + seq_len > len(self.rotations):
+            raise ValueError(f"positions up to {start_pos + seq_len} exceed the RoPE table "
+                             f"of {len(self.rotations)} positions (max_seq_len)")
+        complex_dtype = np.result_type(x.dtype, np.complex64)  # complex64 for float32
+        # (seq, 1, head_dim/2): the same rotation for every batch row and head.
+        self.rotation = self.rotations[start_pos:start_pos + seq_len, None, :].astype(complex_dtype)
+        pairs = np.ascontiguousarray(x).view(complex_dtype)  # x[2i] + i*x[2i+1]
+        return (pairs * self.rotation).view(x.dtype)
+
+    def backward(self, dy):
+        # y = x * e^{ia} is a rotation; the gradient rotates back: dx = dy * e^{-ia}
+        complex_dtype = self.rotation.dtype
+        pairs = np.ascontiguousarray(dy).view(complex_dtype)
+        return (pairs * np.conj(self.rotation)).view(dy.dtype)
+
+
+def sinusoidal_encoding(max_seq_len, dim, base=10000.0):
+    """PE[pos, 2i] = sin(pos / base^(2i/dim)),  PE[pos, 2i+1] = cos(pos / base^(2i/dim))."""
+    if dim % 2:
+        raise ValueError(f"sinusoidal encoding needs an even dimension, got {dim}")
+    angles = np.outer(np.arange(max_seq_len), 1.0 / base ** (np.arange(0, dim, 2) / dim))
+    table = np.empty((max_seq_len, dim))
+    table[:, 0::2] = np.sin(angles)
+    table[:, 1::2] = np.cos(angles)
+    return table
+
+
+class SinusoidalPositions(Module):
+    """Adds the sinusoidal table to x of shape (batch, seq, dim). No parameters."""
+
+    def __init__(self, table):
+        super().__init__()
+        self.table = table
+
+    def forward(self, x, start_pos=0):
+        seq_len = x.shape[1]
+        if start_pos + seq_len > len(self.table):
+            raise ValueError(f"positions up to {start_pos + seq_len} exceed the table "
+                             f"of {len(self.table)} positions")
+        return x + self.table[start_pos:start_pos + seq_len].astype(x.dtype)
+
+    def backward(self, dy):
+        # y = x + PE  =>  dx = dy (the table is a constant)
+        return dy
