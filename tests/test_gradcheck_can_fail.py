@@ -55,7 +55,7 @@ def attention_without_scale_in_backward(self, d_out):
     d_probs = d_out @ self.v.swapaxes(-1, -2)
     dv = self.probs.swapaxes(-1, -2) @ d_out
     d_scores = self.softmax.backward(d_probs)
-    return d_scores @ self.k, d_scores.swapaxes(-1, -2) @ self.q, dv
+    return d_scores @ self.k, d_scores.swapaxes(-1, -2) @ self.q_scaled, dv
 
 
 def repeat_kv_backward_that_keeps_one_copy(dx, n_rep):

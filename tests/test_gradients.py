@@ -137,3 +137,37 @@ def test_attention_query_that_sees_nothing(rng):
     allowed = causal_mask(4)[None, None] & np.array([[1, 1, 1, 1], [0, 0, 1, 1]], bool)[:, None, None, :]
     q, k, v = normal(rng, 2, 2, 4, 3), normal(rng, 2, 2, 4, 3), normal(rng, 2, 2, 4, 3)
     assert_gradients_match(tl.gradcheck(tl.ScaledDotProductAttention(), q, k, v, allowed=allowed))
+
+
+def float32_cases(rng):
+    f32 = lambda *shape: rng.standard_normal(shape).astype(np.float32)  # noqa: E731
+    allowed = causal_mask(5)
+    return {
+        "Linear": (tl.Linear(f32(4, 6)), (f32(2, 5, 6),), {}),
+        "RMSNorm": (tl.RMSNorm(f32(6)), (f32(2, 5, 6),), {}),
+        "LayerNorm": (tl.LayerNorm(f32(6), f32(6)), (f32(2, 5, 6),), {}),
+        "RoPE": (tl.RoPE(tl.rope_rotations(4, 8)), (f32(2, 5, 3, 4),), {}),
+        "Sinusoidal": (tl.SinusoidalPositions(tl.sinusoidal_encoding(8, 6)), (f32(2, 5, 6),), {}),
+        "Softmax": (tl.Softmax(), (f32(3, 7),), {}),
+        "Attention": (tl.ScaledDotProductAttention(), (f32(2, 5, 4), f32(2, 5, 4), f32(2, 5, 4)),
+                      {"allowed": allowed}),
+        "MultiHeadAttention": (tl.MultiHeadAttention(f32(8, 6), f32(4, 6), f32(4, 6), f32(6, 8), 2, 1,
+                                                     tl.rope_rotations(4, 8)), (f32(2, 5, 6),), {}),
+        "SwiGLU": (tl.SwiGLU(f32(9, 6), f32(6, 9), f32(9, 6)), (f32(2, 5, 6),), {}),
+        "MLP gelu": (tl.MLP(f32(9, 6), f32(6, 9)), (f32(2, 5, 6),), {}),
+        "MLP relu": (tl.MLP(f32(9, 6), f32(6, 9), "relu"), (f32(2, 5, 6),), {}),
+    }
+
+
+def test_float32_in_float32_out_forward_and_backward(rng):
+    # No silent upcast: a stray float64 constant would turn every result into float64.
+    for name, (module, inputs, kwargs) in float32_cases(rng).items():
+        out = module.forward(*inputs, **kwargs)
+        assert out.dtype == np.float32, name
+        grads = module.backward(np.ones_like(out))
+        grads = grads if isinstance(grads, tuple) else (grads,)
+        assert all(g.dtype == np.float32 for g in grads), name
+        assert all(g.dtype == np.float32 for g in module.grads.values()), name
+    loss = CrossEntropyLoss()
+    loss.forward(rng.standard_normal((3, 5)).astype(np.float32), np.array([0, 1, 2]))
+    assert loss.backward().dtype == np.float32

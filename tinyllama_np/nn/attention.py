@@ -31,27 +31,28 @@ class ScaledDotProductAttention(Module):
 
     def forward(self, q, k, v, allowed=None):
         # Dividing by sqrt(d) keeps the scores' spread independent of the head size;
-        # without it the softmax saturates and its gradient vanishes.
-        self.scale = 1.0 / np.sqrt(q.shape[-1])
-        scores = q @ k.swapaxes(-1, -2)
-        scores *= self.scale
+        # without it the softmax saturates and its gradient vanishes. Scaling q rather
+        # than the scores gives the same numbers and touches Tq*d values, not Tq*Tk.
+        self.scale = q.shape[-1] ** -0.5  # a Python float, so float32 stays float32
+        q_scaled = q * self.scale
+        scores = q_scaled @ k.swapaxes(-1, -2)
         if allowed is not None:
             apply_mask(scores, allowed)
-        self.q, self.k, self.v, self.allowed = q, k, v, allowed
-        self.probs = self.softmax.forward(scores)
+        self.q_scaled, self.k, self.v, self.allowed = q_scaled, k, v, allowed
+        self.probs = self.softmax.forward(scores, out=scores)
         return self.probs @ v
 
     def backward(self, d_out):
         # out = P v  =>  dP = d_out v^T,  dv = P^T d_out
         d_probs = d_out @ self.v.swapaxes(-1, -2)
         dv = self.probs.swapaxes(-1, -2) @ d_out
-        d_scores = self.softmax.backward(d_probs)
+        d_scores = self.softmax.backward(d_probs, out=d_probs)
         if self.allowed is not None:
             apply_mask_backward(d_scores, self.allowed)
-        d_scores *= self.scale
-        # scores = q k^T * scale  =>  dq = dS k,  dk = dS^T q
+        # scores = (q * scale) k^T  =>  dq = scale * dS k,  dk = dS^T (q * scale)
         dq = d_scores @ self.k
-        dk = d_scores.swapaxes(-1, -2) @ self.q
+        dq *= self.scale
+        dk = d_scores.swapaxes(-1, -2) @ self.q_scaled
         return dq, dk, dv
 
 

@@ -7,6 +7,8 @@ SwiGLU is a gated unit: one projection (w3) carries the content, another (w1) pa
 through SiLU decides how much of it passes: w2(silu(w1 x) * w3 x).
 """
 
+import math
+
 import numpy as np
 
 from .linear import Linear
@@ -15,7 +17,12 @@ from .module import Module
 
 def sigmoid(a):
     # 0.5 * (1 + tanh(a/2)) equals 1 / (1 + e^-a) and never overflows.
-    return 0.5 * (1.0 + np.tanh(0.5 * a))
+    # (Computed in place in one new array: these arrays are the widest in the block.)
+    s = np.multiply(a, 0.5)
+    np.tanh(s, out=s)
+    s += 1.0
+    s *= 0.5
+    return s
 
 
 class SwiGLU(Module):
@@ -37,14 +44,18 @@ class SwiGLU(Module):
     def backward(self, dy):
         d_hidden = self.w2.backward(dy)
         # h = silu(a) * c  =>  dc = dh * silu(a),  da = dh * c * silu'(a),
-        # silu'(a) = sigmoid(a) * (1 + a * (1 - sigmoid(a)))
-        a, sig = self.gate_in, self.sig
-        d_content = d_hidden * self.gate
-        d_gate_in = d_hidden * self.content * sig * (1.0 + a * (1.0 - sig))
+        # silu'(a) = sigmoid(a) * (1 + a * (1 - sigmoid(a))) = sig + silu(a) * (1 - sig)
+        sig, gate = self.sig, self.gate
+        d_content = d_hidden * gate
+        d_gate_in = 1.0 - sig  # then, in place: * silu(a) + sig, * c, * dh
+        d_gate_in *= gate
+        d_gate_in += sig
+        d_gate_in *= self.content
+        d_gate_in *= d_hidden
         return self.w1.backward(d_gate_in) + self.w3.backward(d_content)
 
 
-GELU_C = np.sqrt(2.0 / np.pi)
+GELU_C = math.sqrt(2.0 / math.pi)  # a Python float, so float32 stays float32
 
 
 class MLP(Module):

@@ -33,10 +33,12 @@ class CrossEntropyLoss(Module):
 
         logits2d = logits.reshape(-1, vocab_size)
         shifted = logits2d - np.max(logits2d, axis=-1, keepdims=True)
-        exps = np.exp(shifted)
+        shifted_targets = shifted[rows, targets[rows]]
+        exps = np.exp(shifted, out=shifted)  # in place: a vocabulary-sized array is large
         sums = np.sum(exps, axis=-1, keepdims=True)
-        log_probs_of_targets = shifted[rows, targets[rows]] - np.log(sums[rows, 0])
-        self.probs = np.divide(exps, sums, out=exps)
+        log_probs_of_targets = shifted_targets - np.log(sums[rows, 0])
+        exps *= 1.0 / sums
+        self.probs = exps
         self.rows, self.targets, self.shape = rows, targets[rows], logits.shape
         return float(-np.sum(log_probs_of_targets, dtype=np.float64) / rows.size)
 

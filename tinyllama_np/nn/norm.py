@@ -8,6 +8,17 @@ import numpy as np
 from .module import Module
 
 
+# Sums of products written with einsum, which never builds the product array.
+def row_dot(a, b):
+    """sum(a * b) over the last axis, kept as a length-1 axis: (..., n) -> (..., 1)."""
+    return np.einsum("...i,...i->...", a, b)[..., None]
+
+
+def column_dot(a, b):
+    """sum(a * b) over the rows of two (rows, n) arrays -> (n,)."""
+    return np.einsum("ij,ij->j", a, b)
+
+
 class RMSNorm(Module):
     """y = x / sqrt(mean(x^2) + eps) * w   (eps inside the square root, as in LLaMA)."""
 
@@ -17,7 +28,7 @@ class RMSNorm(Module):
         self.eps = eps
 
     def forward(self, x):
-        mean_square = np.mean(x * x, axis=-1, keepdims=True)
+        mean_square = row_dot(x, x) / x.shape[-1]
         self.inv_rms = 1.0 / np.sqrt(mean_square + self.eps)
         self.x_hat = x * self.inv_rms
         return self.x_hat * self.params["weight"]
@@ -25,10 +36,12 @@ class RMSNorm(Module):
     def backward(self, dy):
         # dw = sum(dy * x_hat);  dx = (dy*w - x_hat * mean(dy*w * x_hat)) / rms
         x_hat = self.x_hat
-        self.grads["weight"] += (dy * x_hat).reshape(-1, x_hat.shape[-1]).sum(axis=0)
-        d_x_hat = dy * self.params["weight"]
-        projection = np.mean(d_x_hat * x_hat, axis=-1, keepdims=True)
-        return (d_x_hat - x_hat * projection) * self.inv_rms
+        width = x_hat.shape[-1]
+        self.grads["weight"] += column_dot(dy.reshape(-1, width), x_hat.reshape(-1, width))
+        d_x = dy * self.params["weight"]
+        d_x -= x_hat * (row_dot(d_x, x_hat) / width)
+        d_x *= self.inv_rms
+        return d_x
 
 
 class LayerNorm(Module):
@@ -51,7 +64,7 @@ class LayerNorm(Module):
         # dx = (g - mean(g) - x_hat * mean(g * x_hat)) / std   with g = dy * w
         x_hat = self.x_hat
         width = x_hat.shape[-1]
-        self.grads["weight"] += (dy * x_hat).reshape(-1, width).sum(axis=0)
+        self.grads["weight"] += column_dot(dy.reshape(-1, width), x_hat.reshape(-1, width))
         self.grads["bias"] += dy.reshape(-1, width).sum(axis=0)
         g = dy * self.params["weight"]
         return (g - np.mean(g, axis=-1, keepdims=True)
