@@ -18,6 +18,8 @@ import numpy as np
 
 from .model import Llama, LlamaConfig
 
+PAUSE_BETWEEN_LIBRARIES = 0.3  # seconds
+
 # name -> (config, batch size, sequence length)
 BENCH_CONFIGS = {
     "small": (LlamaConfig(vocab_size=512, dim=64, n_layers=4, n_heads=4, n_kv_heads=2,
@@ -109,7 +111,11 @@ def bench_forward_backward(name, steps, use_torch, out=print):
     for _ in range(steps):  # alternate, so both see the same machine conditions
         our_times.append(_timed(ours))
         if theirs:
+            # Both libraries' worker threads keep spinning for a moment after their work is
+            # done; without a pause they steal the cores from the other library's next step.
+            time.sleep(PAUSE_BETWEEN_LIBRARIES)
             their_times.append(_timed(theirs))
+            time.sleep(PAUSE_BETWEEN_LIBRARIES)
     tokens_per_step = batch * seq_len
     our_rate = tokens_per_step / statistics.median(our_times)
     peak = peak_step_memory(ours)
