@@ -106,7 +106,7 @@ def run_bench(text, vocab_size=4096):
     encode_seconds = time.perf_counter() - start
     if tokenizer.decode(ids) != text:
         raise RuntimeError("bench: decode(encode(text)) is not the text")
-    return {
+    result = {
         "bytes": n_bytes,
         "vocab_size": tokenizer.vocab_size,
         "train_seconds": train_seconds,
@@ -115,3 +115,20 @@ def run_bench(text, vocab_size=4096):
         "tokens": len(ids),
         "bytes_per_token": n_bytes / len(ids),
     }
+    result.update(_compare_with_tiktoken(tokenizer, text, ids))
+    return result
+
+
+def _compare_with_tiktoken(tokenizer, text, ids):
+    """Time the reference library on the same ranks, if it is installed."""
+    try:
+        import tiktoken
+    except ImportError:
+        return {}
+    reference = tiktoken.Encoding(name="bench", pat_str=tokenizer.pattern,
+                                  mergeable_ranks=tokenizer.ranks,
+                                  special_tokens=tokenizer.special_tokens)
+    start = time.perf_counter()
+    reference_ids = reference.encode(text, disallowed_special=())
+    return {"tiktoken_seconds": time.perf_counter() - start,
+            "tiktoken_same_ids": reference_ids == ids}

@@ -109,7 +109,7 @@ class BPETokenizer:
         A lone surrogate such as "\\ud800" is not Unicode text: UTF-8 cannot represent
         it, so it raises ValueError rather than being silently replaced.
         """
-        _check_encodable(text)
+        check_encodable(text)
         ids = [self.bos_id] if bos else []
         allowed = self._allowed_special(allowed_special)
         if allowed:
@@ -219,7 +219,8 @@ def _check_ids(ranks, special_tokens):
                          f"{sorted(special_tokens.values())[:5]}...")
 
 
-def _check_encodable(text):
+def check_encodable(text):
+    """Raise unless `text` is a str that UTF-8 can represent (no lone surrogates)."""
     if not isinstance(text, str):
         raise TypeError(f"can only encode a str, not {type(text).__name__}")
     try:
