@@ -37,7 +37,7 @@ def reference(tokenizer):
                              special_tokens=tokenizer.special_tokens)
 
 
-@pytest.mark.parametrize("pattern", [LLAMA3_PATTERN, GPT2_PATTERN])
+@pytest.mark.parametrize("pattern", [LLAMA3_PATTERN, GPT2_PATTERN], ids=["llama3", "gpt2"])
 def test_same_ids_as_tiktoken_on_varied_text(pattern):
     ours = trained(pattern)
     theirs = reference(ours)
