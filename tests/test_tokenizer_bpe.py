@@ -308,6 +308,13 @@ def test_malformed_rank_files_are_refused_with_file_and_line(tmp_path, edit, mes
     assert "bad.model" in str(error.value)
 
 
+def test_truncated_rank_file_says_so(tmp_path):
+    path = tmp_path / "cut.model"
+    path.write_bytes(b"".join(line + b"\n" for line in byte_lines())[:100])
+    with pytest.raises(ValueError, match="cut.model, line 14 .*truncated"):
+        tl.BPETokenizer.load(path)
+
+
 def test_rank_file_missing_a_byte_is_refused(tmp_path):
     lines = byte_lines()
     lines[200] = base64.b64encode(b"ab") + b" 200"

@@ -99,7 +99,7 @@ def run_encode(args):
     ids = tokenizer.encode(text, **options)
     if args.show:
         for token_id in ids:
-            print(f"{token_id:>7}  {tokenizer.decode([token_id])!r}")
+            print(f"{token_id:>7}  {show_piece(tokenizer.token_bytes(token_id))}")
     else:
         print(" ".join(map(str, ids)))
 
@@ -134,6 +134,14 @@ def run_bench_command(args):
         print(f"tiktoken on the same ranks: {result['tiktoken_seconds']:.2f} s, "
               f"{result['encode_seconds'] / result['tiktoken_seconds']:.1f}x faster than "
               f"ours; same ids: {result['tiktoken_same_ids']}")
+
+
+def show_piece(piece):
+    """A token as text if it is whole characters, else as bytes (part of a character)."""
+    try:
+        return repr(piece.decode("utf-8"))
+    except UnicodeDecodeError:
+        return repr(piece)
 
 
 def read_text_file(path):

@@ -69,6 +69,8 @@ def read_rank_file(path):
         raise ValueError(f"{path}: empty rank file")
     for line_number, line in enumerate(lines, start=1):
         where = f"{path}, line {line_number}"
+        if line_number == len(lines) and not data.endswith(b"\n"):
+            where += " (the last line has no newline: is the file truncated?)"
         fields = line.split()
         if len(fields) != 2:
             raise ValueError(f"{where}: expected '<base64 of token bytes> <rank>', "
