@@ -14,6 +14,8 @@ is also its id. Special tokens (`<|begin_of_text|>`, ...) get the ids after the 
 and are never produced by merging; they only appear where you ask for them.
 """
 
+import heapq
+
 import regex
 
 from .bpe_train import train_bpe
@@ -142,26 +144,42 @@ class BPETokenizer:
         return ids
 
     def _encode_chunk(self, chunk):
-        """Merge the bytes of one chunk into tokens, lowest rank first (as tiktoken does)."""
+        """Merge the bytes of one chunk into tokens, lowest rank first, as tiktoken does.
+
+        The rule: find the adjacent pair of pieces whose concatenation has the lowest
+        rank (the leftmost such pair on a tie), merge it, repeat until no concatenation
+        is a token. Rescanning all pairs after every merge would cost O(n^2) on a long
+        chunk (a run of 100,000 spaces, a long line of Chinese), so candidate merges
+        wait in a heap ordered by (rank, position of the left piece). Pieces live in a
+        linked list (`next_position`) so a merge is O(1); a candidate whose pieces have
+        changed since it was pushed no longer spells a token of its rank, and is skipped.
+        """
         ranks = self.ranks
         if chunk in ranks:  # a whole chunk that is one token: done (tiktoken does the same)
             return [ranks[chunk]]
         pieces = [chunk[i:i + 1] for i in range(len(chunk))]
-        # pair_ranks[i] is the rank of pieces[i] + pieces[i+1], or NOT_A_TOKEN.
-        pair_ranks = [ranks.get(a + b, NOT_A_TOKEN) for a, b in zip(pieces, pieces[1:])]
-        while pair_ranks:
-            best = min(pair_ranks)
-            if best == NOT_A_TOKEN:
-                break
-            i = pair_ranks.index(best)  # the leftmost of the lowest rank
-            pieces[i] += pieces.pop(i + 1)
-            del pair_ranks[i]
-            # Only the pairs next to the merged piece have changed.
-            if i > 0:
-                pair_ranks[i - 1] = ranks.get(pieces[i - 1] + pieces[i], NOT_A_TOKEN)
-            if i < len(pair_ranks):
-                pair_ranks[i] = ranks.get(pieces[i] + pieces[i + 1], NOT_A_TOKEN)
-        return [ranks[piece] for piece in pieces]
+        next_position = list(range(1, len(pieces) + 1))
+        previous_position = list(range(-1, len(pieces) - 1))
+        heap = []
+        for left in range(len(pieces) - 1):
+            _push_candidate(heap, ranks, pieces, left, left + 1)
+        while heap:
+            rank, left, right = heapq.heappop(heap)
+            still_valid = (pieces[left] is not None and pieces[right] is not None
+                           and next_position[left] == right
+                           and ranks.get(pieces[left] + pieces[right]) == rank)
+            if not still_valid:
+                continue
+            pieces[left] += pieces[right]
+            pieces[right] = None  # the right piece is now part of the left one
+            after = next_position[right]
+            next_position[left] = after
+            if after < len(pieces):
+                previous_position[after] = left
+                _push_candidate(heap, ranks, pieces, left, after)
+            if previous_position[left] >= 0:
+                _push_candidate(heap, ranks, pieces, previous_position[left], left)
+        return [ranks[piece] for piece in pieces if piece is not None]
 
     def _allowed_special(self, allowed_special):
         if allowed_special == "all":
@@ -199,8 +217,11 @@ class BPETokenizer:
         return self.decode_bytes(ids).decode("utf-8", errors="replace")
 
 
-# Larger than any rank: "these two pieces do not merge".
-NOT_A_TOKEN = float("inf")
+def _push_candidate(heap, ranks, pieces, left, right):
+    """If pieces[left] + pieces[right] is a token, remember that merge in the heap."""
+    rank = ranks.get(pieces[left] + pieces[right])
+    if rank is not None:
+        heapq.heappush(heap, (rank, left, right))
 
 
 def _check_ids(ranks, special_tokens):
