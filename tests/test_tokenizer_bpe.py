@@ -335,3 +335,9 @@ def test_malformed_sidecar_is_refused(tokenizer, tmp_path):
     sidecar.write_text('{"pattern": "\\\\w+", "special_tokens": {"<|x|>": 5}}')
     with pytest.raises(ValueError, match="right after the ranks"):
         tl.BPETokenizer.load(path)
+
+
+def test_decode_accepts_numpy_integers(tokenizer):
+    import numpy as np
+    ids = tokenizer.encode("模型 model")
+    assert tokenizer.decode(np.array(ids, dtype=np.int64)) == "模型 model"

@@ -188,3 +188,17 @@ def test_tokenizer_bin_without_byte_tokens_is_refused(tmp_path):
     path.write_bytes(data)
     with pytest.raises(ValueError, match="token 3 should be the byte-fallback token <0x00>"):
         tl.load_tokenizer(path)
+
+
+def test_vocabulary_without_a_space_cannot_add_the_dummy_prefix(tmp_path):
+    path = tmp_path / "tokenizer.bin"
+    path.write_bytes(tokenizer_bin_bytes([("a", -1.0)]))
+    tokenizer = tl.load_tokenizer(path)
+    with pytest.raises(ValueError, match="no ' ' piece"):
+        tokenizer.encode("a")
+    assert tokenizer.decode([259]) == "a"
+
+
+def test_decode_accepts_numpy_integers(tokenizer):
+    import numpy as np
+    assert tokenizer.decode(np.array([1, 265, 264])) == "abc"
