@@ -6,5 +6,6 @@ from .nn import (MLP, CrossEntropyLoss, Embedding, LayerNorm, Linear, Module,
                  MultiHeadAttention, RMSNorm, RoPE, ScaledDotProductAttention,
                  SinusoidalPositions, Softmax, SwiGLU, causal_mask, padding_mask,
                  rope_rotations, sinusoidal_encoding)
+from .tokenizer import BPETokenizer, Llama2cTokenizer, load_tokenizer
 
 __version__ = "0.1.0"
