@@ -14,17 +14,14 @@ A gentle correction to section 1.3: LLaMA stands for "Large Language Model Meta 
 
 # %%
 import os
-import sys
 import tempfile
 from collections import Counter
 
 import regex
 
-# Run from a checkout without installing: make the repository's package importable.
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-import tinyllama_np as tl  # noqa: E402
-from tinyllama_np.tokenizer import GPT2_PATTERN, LLAMA3_PATTERN  # noqa: E402
-from tinyllama_np.tokenizer.bench import mixed_text  # noqa: E402
+import tinyllama_np as tl
+from tinyllama_np.tokenizer import GPT2_PATTERN, LLAMA3_PATTERN
+from tinyllama_np.tokenizer.bench import mixed_text
 
 # %% [markdown]
 # ## 1. Text is bytes
