@@ -1,0 +1,104 @@
+"""From a text corpus to batches of (tokens, targets) for causal language modelling.
+
+1. Split the text into documents (stories), encode each as  BOS + text + EOS.
+2. Keep the last documents apart for validation; concatenate the rest.
+3. Save the token ids once, as .npy files, and read them back memory-mapped (np.load with
+   mmap_mode): a batch then reads only the pages it touches, however large the corpus.
+4. A batch is batch_size windows of seq_len + 1 consecutive tokens at random offsets; the
+   model reads the first seq_len and must predict each next one (targets = tokens shifted
+   by one).
+"""
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+STORY_SEPARATOR = "\n\n"  # the bundled corpus: stories separated by a blank line
+
+
+def split_documents(text, separator=STORY_SEPARATOR):
+    documents = [doc.strip() for doc in text.split(separator)]
+    return [doc for doc in documents if doc]
+
+
+def read_text(path):
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"data file {path} does not exist")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"data file {path} is not UTF-8 text (byte {error.start})") from None
+    if not text.strip():
+        raise ValueError(f"data file {path} is empty")
+    return text
+
+
+def encode_documents(documents, tokenizer):
+    """One flat array: BOS doc1 EOS BOS doc2 EOS ... (uint16 when the vocabulary fits)."""
+    dtype = np.uint16 if tokenizer.vocab_size <= 2 ** 16 else np.uint32
+    ids = []
+    for doc in documents:
+        ids.append(tokenizer.bos_id)
+        ids.extend(tokenizer.encode(doc))
+        ids.append(tokenizer.eos_id)
+    return np.array(ids, dtype=dtype)
+
+
+def prepare_token_files(documents, tokenizer, out_dir, val_fraction=0.05):
+    """Write out_dir/train.npy and out_dir/val.npy; return their paths.
+
+    The split is by whole documents (the last ones go to validation), so no story is half
+    in training and half in validation.
+    """
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    if len(documents) < 2:
+        raise ValueError(f"need at least 2 documents to split into training and validation, "
+                         f"got {len(documents)}")
+    n_val = max(1, int(round(len(documents) * val_fraction)))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for split, docs in (("train", documents[:-n_val]), ("val", documents[-n_val:])):
+        paths[split] = out_dir / f"{split}.npy"
+        save_array_atomically(paths[split], encode_documents(docs, tokenizer))
+    return paths
+
+
+def save_array_atomically(path, array):
+    """np.save to a temporary name, then rename: a crash never leaves a half-written file."""
+    path = Path(path)
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as file:
+        np.save(file, array, allow_pickle=False)
+    os.replace(temporary, path)
+
+
+def load_tokens(path, vocab_size=None):
+    """The token ids of a prepared .npy file, memory-mapped (read lazily, never copied whole)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"token file {path} does not exist")
+    try:
+        tokens = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise ValueError(f"token file {path} is not a valid .npy array: {error}") from None
+    if tokens.ndim != 1 or not np.issubdtype(tokens.dtype, np.unsignedinteger):
+        raise ValueError(f"token file {path} must hold a 1-D array of unsigned integers, "
+                         f"got {tokens.dtype} of shape {tokens.shape}")
+    if vocab_size is not None and len(tokens) and int(tokens.max()) >= vocab_size:
+        raise ValueError(f"token file {path} holds id {int(tokens.max())}, outside the "
+                         f"vocabulary of {vocab_size}")
+    return tokens
+
+
+def random_batch(tokens, batch_size, seq_len, rng):
+    """batch_size random windows: (inputs, targets), both int64 (B, T), targets shifted by one."""
+    if len(tokens) < seq_len + 1:
+        raise ValueError(f"the corpus has {len(tokens)} tokens, fewer than one sequence of "
+                         f"{seq_len} + 1: use a shorter --seq-len or more data")
+    starts = rng.integers(0, len(tokens) - seq_len, size=batch_size)
+    windows = np.asarray(tokens[starts[:, None] + np.arange(seq_len + 1)], dtype=np.int64)
+    return windows[:, :-1], windows[:, 1:]
