@@ -79,7 +79,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
 
     def poisoned(self, logits, targets):
         calls.append(1)
-        return float("nan") if len(calls) == 2 else original(self, logits, targets)
+        loss = original(self, logits, targets)
+        return float("nan") if len(calls) == 2 else loss
 
     monkeypatch.setattr(CrossEntropyLoss, "forward", poisoned)
     with pytest.raises(TrainingError, match=r"loss became nan at step 5.*last good checkpoint \(step 3\)"):
