@@ -1,6 +1,7 @@
 """`tinyllama-np bench`: how fast is the model here, and how does it compare with PyTorch?
 
-    tinyllama-np bench                 forward+backward tokens/s and peak memory
+    tinyllama-np bench                 forward+backward, and full training steps
+    tinyllama-np bench --suite train   training steps only (forward, backward, clip, AdamW)
     tinyllama-np bench --steps 10      more timed steps (the median is reported)
 
 When torch is installed (`pip install torch==2.13.0`; never a dependency), the same model
@@ -17,6 +18,7 @@ import tracemalloc
 import numpy as np
 
 from .model import Llama, LlamaConfig
+from .optim import AdamW, clip_grad_norm
 
 PAUSE_BETWEEN_LIBRARIES = 0.3  # seconds
 
@@ -76,8 +78,24 @@ def thread_settings():
     return settings or {"threads": f"library defaults ({os.cpu_count()} cores)"}
 
 
-def torch_step_function(model, tokens, targets):
-    """A forward+backward step of the same model in PyTorch, or None without torch."""
+# The training step measured by the "train" suite, the same in both libraries.
+LEARNING_RATE, GRAD_CLIP = 1e-4, 1.0
+
+
+def our_step_function(model, tokens, targets, with_optimizer):
+    if not with_optimizer:
+        return lambda: model.loss_and_grads(tokens, targets)
+    optimizer = AdamW(model.params, lr=LEARNING_RATE)
+
+    def step():
+        model.loss_and_grads(tokens, targets)
+        clip_grad_norm(model.grads, GRAD_CLIP)
+        optimizer.step(model.grads)
+    return step
+
+
+def torch_step_function(model, tokens, targets, with_optimizer):
+    """The same step of the same model in PyTorch, or (None, None) without torch."""
     try:
         import torch
 
@@ -86,24 +104,31 @@ def torch_step_function(model, tokens, targets):
         return None, None
     reference = TorchLlama(model.config, model.params, dtype=torch.float32)
     tokens_t, targets_t = torch.tensor(tokens), torch.tensor(targets)
+    optimizer = torch.optim.AdamW(reference.parameters(), lr=LEARNING_RATE, betas=(0.9, 0.95),
+                                  weight_decay=0.1)
 
     def step():
         reference.zero_grad(set_to_none=True)
         reference.loss(tokens_t, targets_t).backward()
+        if with_optimizer:
+            torch.nn.utils.clip_grad_norm_(reference.parameters(), GRAD_CLIP)
+            optimizer.step()
     return step, f"torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
-def bench_forward_backward(name, steps, use_torch, out=print):
+SUITES = {"model": "forward+backward", "train": "training step (forward, backward, clip, AdamW)"}
+
+
+def bench_step(name, suite, steps, use_torch, out=print):
     config, batch, seq_len = BENCH_CONFIGS[name]
     model = Llama(config, seed=0, dtype=np.float32)
     rng = np.random.default_rng(0)
     tokens = rng.integers(0, config.vocab_size, size=(batch, seq_len))
     targets = rng.integers(0, config.vocab_size, size=(batch, seq_len))
-
-    def ours():
-        model.loss_and_grads(tokens, targets)
-
-    theirs, torch_info = torch_step_function(model, tokens, targets) if use_torch else (None, None)
+    with_optimizer = suite == "train"
+    ours = our_step_function(model, tokens, targets, with_optimizer)
+    theirs, torch_info = (torch_step_function(model, tokens, targets, with_optimizer)
+                          if use_torch else (None, None))
     ours()  # warm-up: first touches of memory, BLAS start-up
     if theirs:
         theirs()
@@ -123,15 +148,16 @@ def bench_forward_backward(name, steps, use_torch, out=print):
     out(f"[{name}] dim {config.dim}, {config.n_layers} layers, {config.n_heads} heads "
         f"({config.n_kv_heads} kv), hidden {config.hidden_dim}, vocab {config.vocab_size}, "
         f"batch {batch} x seq {seq_len}, float32, {model.num_params() / 1e6:.2f}M params")
-    out(f"  tinyllama_np forward+backward: {our_rate:8.0f} tokens/s  "
+    out(f"  tinyllama_np {SUITES[suite]}: {our_rate:.0f} tokens/s  "
         f"(median of {steps} steps, best {tokens_per_step / min(our_times):.0f})")
     out(f"  peak memory of one step: {peak / 2 ** 20:.0f} MB of arrays "
-        f"(+ {params_mb:.0f} MB parameters, {params_mb:.0f} MB gradients)")
+        f"(+ {params_mb:.0f} MB parameters, {params_mb:.0f} MB gradients"
+        + (f", {2 * params_mb:.0f} MB AdamW moments)" if with_optimizer else ")"))
     result = {"config": name, "tokens_per_s": our_rate, "peak_step_bytes": peak,
               "flops_per_token": training_flops_per_token(config, seq_len)}
     if theirs:
         their_rate = tokens_per_step / statistics.median(their_times)
-        out(f"  PyTorch eager forward+backward: {their_rate:7.0f} tokens/s  ({torch_info})")
+        out(f"  PyTorch eager, the same step: {their_rate:.0f} tokens/s  ({torch_info})")
         out(f"  ratio tinyllama_np / PyTorch: {our_rate / their_rate:.2f}")
         result["torch_tokens_per_s"] = their_rate
     return result
@@ -143,11 +169,12 @@ def run(args):
     print(f"thread settings: {thread_settings()}")
     peak = measure_matmul_peak()
     print(f"float32 matrix-product peak here: {peak / 1e9:.0f} GFLOP/s (1024x1024 @ 1024x1024)")
-    for name in args.configs:
-        result = bench_forward_backward(name, args.steps, use_torch=not args.no_torch)
-        mfu = result["tokens_per_s"] * result["flops_per_token"] / peak
-        print(f"  model FLOPs utilisation: {100 * mfu:.0f}% of that peak "
-              f"({result['flops_per_token'] / 1e6:.1f} MFLOP per token)")
+    for suite in args.suite:
+        for name in args.configs:
+            result = bench_step(name, suite, args.steps, use_torch=not args.no_torch)
+            mfu = result["tokens_per_s"] * result["flops_per_token"] / peak
+            print(f"  model FLOPs utilisation: {100 * mfu:.0f}% of that peak "
+                  f"({result['flops_per_token'] / 1e6:.1f} MFLOP of matrix products per token)")
 
 
 def add_command(subparsers):
@@ -156,5 +183,7 @@ def add_command(subparsers):
     parser.add_argument("--steps", type=int, default=5, help="timed steps per configuration")
     parser.add_argument("--configs", nargs="+", default=list(BENCH_CONFIGS), choices=list(BENCH_CONFIGS),
                         help="which configurations to run")
+    parser.add_argument("--suite", nargs="+", default=list(SUITES), choices=list(SUITES),
+                        help="model: forward+backward; train: full training steps")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     parser.set_defaults(run=run)
