@@ -182,6 +182,10 @@ def train(settings, train_tokens, val_tokens, vocab_size, out_dir, resume=False,
     init_from: a Llama whose weights start the run (fine-tuning).
     """
     settings.check()
+    for split, tokens in (("training", train_tokens), ("validation", val_tokens)):
+        if len(tokens) < settings.seq_len + 1:
+            raise ValueError(f"the {split} data has {len(tokens)} tokens, fewer than one sequence "
+                             f"of {settings.seq_len} + 1: use a shorter --seq-len or more data")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     config = settings.model_config(vocab_size)

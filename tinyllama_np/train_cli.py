@@ -1,0 +1,155 @@
+"""`tinyllama-np train`: pre-train a small LLaMA, then show the loss curve and samples.
+
+    tinyllama-np train                          the `tiny` preset on the bundled stories
+    tinyllama-np train --preset dim288 --out runs/big
+    tinyllama-np train --data my_text.txt --vocab-size 1024
+    tinyllama-np train --data tinyshakespeare   after `tinyllama-np data fetch tinyshakespeare`
+    tinyllama-np train --resume runs/tiny       continue a stopped run exactly
+    tinyllama-np train --init-from runs/tiny --freeze tok_embeddings layers.0. --data more.txt
+                                                fine-tune with the first layers frozen
+
+The output folder (--out) receives the tokenizer, the token files, train_state.npz (to
+resume), model.npz (to generate), log.jsonl (one line per step) and samples.txt.
+"""
+
+import json
+from dataclasses import asdict, fields
+from pathlib import Path
+
+from . import fetch
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import load_tokens, prepare_token_files, read_text, split_documents
+from .generate import generate
+from .plot import line_chart
+from .stories import evaluate_stories, split_stories
+from .tokenizer import BPETokenizer, load_tokenizer
+from .train import (PRESETS, STATE_FILE, TrainingError, load_state, read_log, settings_from_dict,
+                    train)
+
+BUNDLED_DATA = Path(__file__).resolve().parent.parent / "data"
+BUNDLED_NAME = "stories"
+
+
+def resolve_corpus(data, vocab_size, out_dir, log=print):
+    """(documents, tokenizer, is_bundled_stories) for --data: 'stories', a fetched name, or a file."""
+    if data == BUNDLED_NAME:
+        text_path = BUNDLED_DATA / "stories.txt"
+        if not text_path.is_file():
+            raise FileNotFoundError(f"the bundled corpus {text_path} is missing: run from a source "
+                                    "checkout installed with `pip install -e .`, or pass --data FILE")
+        return split_stories(read_text(text_path)), load_tokenizer(BUNDLED_DATA / "tokenizer.model"), True
+    if data in fetch.SOURCES:
+        raw = fetch.verify(data)
+        tokenizer_path = raw.parent / "tokenizer.model"
+        if not tokenizer_path.is_file():
+            raise FileNotFoundError(f"{data} is downloaded but not prepared; run: tinyllama-np data fetch {data}")
+        documents = split_documents(read_text(raw), fetch.SOURCES[data].separator)
+        return documents, load_tokenizer(tokenizer_path), False
+    documents = split_documents(read_text(data))
+    log(f"training a {vocab_size}-token BPE tokenizer on {data}")
+    return documents, BPETokenizer.train("\n\n".join(documents), vocab_size), False
+
+
+def settings_for(args):
+    """The preset, with every flag the user gave on top."""
+    values = asdict(PRESETS[args.preset])
+    for f in fields(PRESETS[args.preset]):
+        given = getattr(args, f.name, None)
+        if given is not None:
+            values[f.name] = given
+    return settings_from_dict(values)
+
+
+def run(args):
+    if args.resume:
+        out_dir = Path(args.resume)
+        _, info = load_state(out_dir)
+        settings = settings_from_dict(info["settings"])
+        tokenizer = load_tokenizer(out_dir / "tokenizer.model")
+        is_stories = json.loads((out_dir / "run.json").read_text())["data"] == BUNDLED_NAME
+    else:
+        out_dir = Path(args.out or f"runs/{args.preset}")
+        if (out_dir / STATE_FILE).exists():
+            raise ValueError(f"{out_dir} already holds a training run: continue it with "
+                             f"--resume {out_dir}, or choose another --out")
+        settings = settings_for(args)
+        settings.check()
+        documents, tokenizer, is_stories = resolve_corpus(args.data, args.vocab_size, out_dir)
+        # Everything is checked before anything is written.
+        prepare_token_files(documents, tokenizer, out_dir / "data")
+        tokenizer.save(out_dir / "tokenizer.model")
+        (out_dir / "run.json").write_text(json.dumps({"data": args.data, "preset": args.preset}))
+    train_tokens = load_tokens(out_dir / "data" / "train.npy", tokenizer.vocab_size)
+    val_tokens = load_tokens(out_dir / "data" / "val.npy", tokenizer.vocab_size)
+    init_from = load_checkpoint(args.init_from) if args.init_from else None
+    print(f"training in {out_dir}: {settings.n_layers} layers, dim {settings.dim}, vocabulary "
+          f"{tokenizer.vocab_size}, {len(train_tokens):,} training tokens, {settings.steps} steps "
+          f"of {settings.batch_size * settings.grad_accum} x {settings.seq_len} tokens")
+    model = train(settings, train_tokens, val_tokens, tokenizer.vocab_size, out_dir,
+                  resume=bool(args.resume), stop_at=args.stop_at, init_from=init_from)
+    save_checkpoint(model, out_dir / "model.npz", format="npz")
+    show_loss_curve(out_dir)
+    if args.samples:
+        show_samples(model, tokenizer, out_dir, args.samples, args.temperature, settings.seed,
+                     evaluate=is_stories)
+
+
+def show_loss_curve(out_dir):
+    log = read_log(out_dir)
+    if not log:
+        return
+    validation = {i: record["val_loss"] for i, record in enumerate(log) if "val_loss" in record}
+    print("\n" + line_chart([record["loss"] for record in log], marks=validation))
+    last = log[-1]
+    print(f"final training loss {last['loss']:.3f}"
+          + (f", validation loss {last['val_loss']:.3f}" if "val_loss" in last else ""))
+
+
+def show_samples(model, tokenizer, out_dir, count, temperature, seed, evaluate):
+    """Generate `count` stories from BOS alone, print them, and score them."""
+    print(f"\n{count} stories written by the model (temperature {temperature}):\n")
+    stories = []
+    for i in range(count):
+        ids = generate(model, [tokenizer.bos_id], model.config.max_seq_len - 1,
+                       temperature=temperature, seed=seed + i, eos_id=tokenizer.eos_id)
+        story = tokenizer.decode([t for t in ids if t != tokenizer.eos_id]).strip()
+        stories.append(story)
+        print(f"[{i + 1}] {story}\n")
+    (out_dir / "samples.txt").write_text("\n\n".join(stories) + "\n", encoding="utf-8")
+    if evaluate:
+        report = evaluate_stories(stories)
+        print(f"grammar accepts {report['sentence_acceptance']:.0%} of {report['sentences']} "
+              f"sentences; {report['name_consistency']:.0%} of {report['stories']} stories keep "
+              f"their hero's name consistent")
+        with open(out_dir / "samples.json", "w", encoding="utf-8") as file:
+            json.dump(report, file, indent=1, ensure_ascii=False)
+
+
+def add_command(subparsers):
+    parser = subparsers.add_parser("train", help="pre-train a small LLaMA",
+                                   description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", choices=list(PRESETS), default="tiny")
+    parser.add_argument("--data", default=BUNDLED_NAME,
+                        help=f"'{BUNDLED_NAME}' (bundled), {' / '.join(fetch.SOURCES)} (fetched), or a text file")
+    parser.add_argument("--vocab-size", type=int, default=2048,
+                        help="tokenizer size when training one for --data FILE")
+    parser.add_argument("--out", help="output folder (default runs/PRESET)")
+    parser.add_argument("--resume", metavar="DIR", help="continue the run in DIR exactly")
+    parser.add_argument("--stop-at", type=int, metavar="STEP", help="stop after this step (resumable)")
+    parser.add_argument("--init-from", metavar="CHECKPOINT", help="start from these weights (fine-tuning)")
+    parser.add_argument("--samples", type=int, default=8, help="stories to generate at the end")
+    parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature for them")
+    for name, kind, help_text in [
+            ("steps", int, "optimizer steps"), ("batch-size", int, "sequences per micro-batch"),
+            ("seq-len", int, "tokens per sequence"), ("grad-accum", int, "micro-batches per step"),
+            ("lr", float, "peak learning rate"), ("min-lr", float, "final learning rate"),
+            ("warmup-steps", int, "linear warm-up steps"), ("weight-decay", float, "AdamW weight decay"),
+            ("grad-clip", float, "global gradient-norm limit (0: none)"), ("seed", int, "random seed"),
+            ("dim", int, "model width"), ("n-layers", int, "blocks"), ("n-heads", int, "query heads"),
+            ("n-kv-heads", int, "key/value heads"), ("eval-interval", int, "steps between validations"),
+            ("checkpoint-interval", int, "steps between checkpoints")]:
+        parser.add_argument(f"--{name}", type=kind, dest=name.replace("-", "_"), help=help_text)
+    parser.add_argument("--optimizer", choices=["adamw", "sgd"])
+    parser.add_argument("--freeze", nargs="+", metavar="PREFIX",
+                        help="parameter-name prefixes to keep fixed, e.g. tok_embeddings layers.0.")
+    parser.set_defaults(run=run)
