@@ -277,8 +277,9 @@ def test_hf_rotate_half_on_permuted_weights_equals_meta_rope():
     rope = tl.RoPE(tl.rope_rotations(head_dim, seq_len, theta))
     q_meta = rope.forward((x @ wq.T).reshape(1, seq_len, n_heads, head_dim))[0]
     k_meta = rope.forward((x @ wk.T).reshape(1, seq_len, n_kv_heads, head_dim))[0]
-    q_hf = rotate_half_rope((x @ hf_permute(wq, n_heads).T).reshape(seq_len, n_heads, head_dim), theta)
-    k_hf = rotate_half_rope((x @ hf_permute(wk, n_kv_heads).T).reshape(seq_len, n_kv_heads, head_dim), theta)
+    q_hf = (x @ hf_permute(wq, n_heads).T).reshape(seq_len, n_heads, head_dim)
+    k_hf = (x @ hf_permute(wk, n_kv_heads).T).reshape(seq_len, n_kv_heads, head_dim)
+    q_hf, k_hf = rotate_half_rope(q_hf, theta), rotate_half_rope(k_hf, theta)
     # Same vectors, dimensions listed in another order within each head...
     np.testing.assert_allclose(q_hf, q_meta[..., rope_row_order(1, head_dim)], atol=1e-12)
     # ... so every attention score q.k (query head h uses kv head h // 2) is the same.

@@ -138,7 +138,8 @@ def _read_version1(data, path):
     version = struct.unpack_from("<i", header, 4)[0]
     if version == 2:
         raise file_error(path, "llama2.c version 2 files hold int8 (Q8_0) quantised weights, "
-                               "which we do not read; re-export with llama2.c's export.py --version 0 or 1")
+                               "which we do not read; re-export with llama2.c's export.py "
+                               "--version 0 or 1")
     if version != 1:
         raise file_error(path, f"unknown llama2.c file version {version} (we read 0 and 1)")
     values = struct.unpack_from("<7i", header, 8)
