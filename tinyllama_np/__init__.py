@@ -1,5 +1,6 @@
 """tinyllama_np: a pure-NumPy, educational reference implementation of LLaMA."""
 
+from .checkpoint import checkpoint_format, load_checkpoint, save_checkpoint
 from .gradcheck import gradcheck
 from .model import Llama, LlamaConfig, TransformerBlock, default_hidden_dim
 from .nn import (MLP, CrossEntropyLoss, Embedding, LayerNorm, Linear, Module,

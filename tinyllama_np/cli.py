@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from . import bench
+from .checkpoint import convert
 from .tokenizer import cli as tokenizer_cli
 
 
@@ -21,6 +22,7 @@ def build_parser():
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     bench.add_command(subparsers)
     tokenizer_cli.add_command(subparsers)
+    convert.add_command(subparsers)
     return parser
 
 

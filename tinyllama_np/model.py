@@ -91,7 +91,10 @@ class TransformerBlock(Module):
 
 
 class Llama(Module):
-    def __init__(self, config, seed=0, dtype=np.float32):
+    def __init__(self, config, seed=0, dtype=np.float32, random_init=True):
+        """random_init=False skips the random initialisation: weight matrices start at zero
+        (norm scales at one), ready to be overwritten in place by a checkpoint loader. Zeros
+        cost no memory until written, so a large model is not held twice while loading."""
         super().__init__()
         self.config = config
         self.dtype = np.dtype(dtype)
@@ -101,6 +104,8 @@ class Llama(Module):
         c = config
 
         def normal(shape, std=0.02):
+            if not random_init:
+                return np.zeros(shape, self.dtype)
             return (rng.standard_normal(shape) * std).astype(self.dtype)
 
         # The projections that write into the residual stream (wo, w2) start smaller, so the

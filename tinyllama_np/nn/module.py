@@ -27,7 +27,8 @@ class Module:
         """Register a parameter. Passing `grad` shares a gradient buffer with another module."""
         self.params[name] = value
         # np.zeros takes no memory until written, so inference-only models pay nothing.
-        self.grads[name] = np.zeros_like(value) if grad is None else grad
+        # (np.zeros_like would: it fills its result with zeros, touching every page.)
+        self.grads[name] = np.zeros(value.shape, value.dtype) if grad is None else grad
 
     def add_module(self, name, module):
         """Register a sub-module: its params and grads appear here as 'name.param'."""

@@ -1,0 +1,42 @@
+"""`tinyllama-np convert IN OUT --format npz|llama2c|llama2c-v1|hf`: change a checkpoint's format.
+
+    tinyllama-np convert stories15M.bin stories15M.npz --format npz
+    tinyllama-np convert out/ tiny_hf --format hf --dtype bfloat16
+    tinyllama-np convert TinyLlama-1.1B/ tinyllama.bin --format llama2c
+
+IN may be any format load_checkpoint recognises (by content). The weights pass through a
+float32 model, which is exact for every stored dtype except float64 npz files.
+"""
+
+import time
+
+from .formats import FORMATS, checkpoint_format, load_checkpoint, save_checkpoint
+
+
+def add_command(subparsers):
+    parser = subparsers.add_parser(
+        "convert", help="convert a checkpoint between npz, llama2.c and Hugging Face formats",
+        description=__doc__.split("\n\n")[0])
+    parser.add_argument("input", help="checkpoint file or folder (format detected from content)")
+    parser.add_argument("output", help="file (npz, llama2c) or folder (hf) to write")
+    parser.add_argument("--format", required=True, choices=FORMATS,
+                        help="output format: npz (ours), llama2c (legacy .bin, what run.c "
+                             "reads), llama2c-v1 (versioned .bin), hf (Hugging Face folder)")
+    parser.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default=None,
+                        help="stored weight dtype (npz: float32/float16; hf: any; "
+                             "llama2c: float32 only). Default float32")
+    parser.set_defaults(run=run)
+
+
+def run(args):
+    start = time.perf_counter()
+    source_format = checkpoint_format(args.input)
+    model = load_checkpoint(args.input)
+    loaded = time.perf_counter()
+    written = save_checkpoint(model, args.output, format=args.format, dtype=args.dtype)
+    c = model.config
+    print(f"{args.input} ({source_format}): {model.num_params():,} parameters, dim {c.dim}, "
+          f"{c.n_layers} layers, {c.n_heads} heads ({c.n_kv_heads} kv), vocab {c.vocab_size}, "
+          f"tied {c.tie_embeddings}")
+    print(f"-> {written} ({args.format}); loaded in {loaded - start:.1f} s, written in "
+          f"{time.perf_counter() - loaded:.1f} s")
