@@ -57,14 +57,14 @@ def make(kind):
 # hand-written backward passes, same steps and learning rate for all three.
 
 # %%
-inputs = rng.standard_normal((256, dim))
+inputs = rng.standard_normal((128, dim))
 teacher = make("gelu")
 targets = teacher.forward(inputs) + np.sin(inputs[:, :1] * 2)
-print("\nmean squared error while training (same budget, 300 steps of gradient descent):")
+print("\nmean squared error while training (same budget, 200 steps of gradient descent):")
 for kind in ["relu", "gelu", "swiglu"]:
     ffn = make(kind)
     losses = []
-    for step in range(300):
+    for step in range(200):
         error = ffn.forward(inputs) - targets
         losses.append(np.mean(error ** 2))
         ffn.zero_grad()
