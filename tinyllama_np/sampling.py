@@ -1,0 +1,103 @@
+"""From next-token logits to one chosen token (seed chapter 3.3, 生成策略).
+
+The model gives a score (logit) for every token of the vocabulary. A decoding strategy
+turns those scores into a choice:
+
+    logits -> repetition penalty -> / temperature -> softmax -> top-k -> top-p -> sample
+    temperature 0: skip the rest and take the argmax (greedy search, 贪婪搜索, 3.3.1)
+
+* temperature T divides the logits before the softmax: T < 1 sharpens the distribution
+  (T -> 0 is greedy), T > 1 flattens it (T -> infinity is uniform).
+* top-k (顶端采样, 3.3.3) keeps the k most probable tokens.
+* top-p (核采样 / nucleus sampling, 3.3.4) keeps the smallest set of most probable tokens
+  whose probabilities add up to at least p. Unlike top-k, the set adapts: a confident
+  model keeps a handful of tokens, an unsure one keeps many.
+Both renormalise what they keep; applied together, top-k comes first.
+
+Beam search (束搜索, 3.3.2) keeps several candidate texts instead of choosing one token:
+see beam_search.py.
+"""
+
+import numpy as np
+
+
+def apply_repetition_penalty(logits, previous_ids, penalty):
+    """Make tokens already in the text less likely (the CTRL paper's rule, penalty > 1):
+    a positive logit is divided by the penalty, a negative one multiplied.
+
+    logits (vocab_size,); returns a new array (the same one when the penalty is 1)."""
+    if penalty == 1.0 or len(previous_ids) == 0:
+        return logits
+    logits = logits.copy()
+    seen = np.unique(np.asarray(previous_ids))
+    scores = logits[seen]
+    logits[seen] = np.where(scores > 0, scores / penalty, scores * penalty)
+    return logits
+
+
+def softmax(logits):
+    exps = np.exp(logits - np.max(logits))
+    return exps / np.sum(exps)
+
+
+def top_k_filter(probs, k):
+    """Zero every probability but the k largest, then renormalise. (Ties at the k-th value
+    are broken arbitrarily: exactly k tokens stay.)"""
+    if k >= probs.size:
+        return probs
+    kept = np.argpartition(probs, -k)[-k:]
+    filtered = np.zeros_like(probs)
+    filtered[kept] = probs[kept]
+    return filtered / np.sum(filtered)
+
+
+def top_p_filter(probs, p):
+    """Keep the smallest set of most probable tokens whose total is at least p; renormalise."""
+    # Only tokens that could be in the nucleus need sorting. A token below
+    # (1 - p) / (V - 1) never is: to need it, the tokens from it down would have to hold
+    # more than 1 - p, yet there are at most V - 1 of them, each no larger than it.
+    cutoff = (1.0 - p) / max(probs.size - 1, 1)
+    candidates = np.flatnonzero(probs >= cutoff)
+    if candidates.size == 0:  # only possible when p is tiny: the top token alone suffices
+        candidates = np.array([np.argmax(probs)])
+    order = candidates[np.argsort(-probs[candidates], kind="stable")]
+    cumulative = np.cumsum(probs[order])
+    # The first position where the running total reaches p, included (at least one token).
+    n_kept = min(int(np.searchsorted(cumulative, p)) + 1, order.size)
+    kept = order[:n_kept]
+    filtered = np.zeros_like(probs)
+    filtered[kept] = probs[kept]
+    return filtered / np.sum(filtered)
+
+
+def next_token_probs(logits, temperature=1.0, top_k=None, top_p=None):
+    """The distribution a sampler draws from: softmax(logits / T), then top-k, then top-p.
+
+    logits: (vocab_size,). temperature must be > 0 here (0, greedy, needs no distribution).
+    """
+    probs = softmax(logits / float(temperature))
+    if top_k is not None:
+        probs = top_k_filter(probs, top_k)
+    if top_p is not None and top_p < 1.0:
+        probs = top_p_filter(probs, top_p)
+    return probs
+
+
+def sample(probs, rng):
+    """Draw one token id: u uniform in [0, total), then the first token whose cumulative
+    probability exceeds u (inverse transform sampling). Tokens of probability 0 never win."""
+    cumulative = np.cumsum(probs)
+    u = rng.random() * float(cumulative[-1])
+    index = int(np.searchsorted(cumulative, u, side="right"))
+    if index == probs.size:  # u rounded up to the total: take the last possible token
+        index = int(np.flatnonzero(probs)[-1])
+    return index
+
+
+def choose_token(logits, previous_ids, rng, temperature=1.0, top_k=None, top_p=None,
+                 repetition_penalty=1.0):
+    """One decoding step for one sequence: logits (vocab_size,) -> a token id."""
+    logits = apply_repetition_penalty(logits, previous_ids, repetition_penalty)
+    if temperature == 0:
+        return int(np.argmax(logits))
+    return sample(next_token_probs(logits, temperature, top_k, top_p), rng)
