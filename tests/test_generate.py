@@ -264,14 +264,15 @@ def test_beam_search_finds_what_greedy_misses():
 def test_beam_search_keeps_finished_beams_and_normalises_length():
     model = bigram_llama(BIGRAM)
     # B C D EOS: log(0.4 * 0.9 * 0.5 * 0.5) / 4 = -0.58 per token, the best mean of any
-    # text that ends with EOS. It finishes at step 4; the search runs on to max_new_tokens
-    # and keeps it, and every longer text has a worse mean.
+    # text that ends with EOS. It finishes at step 4 and is kept while the search runs on,
+    # until no running beam can reach a better mean within max_new_tokens.
     history = []
     decoder = Decoder(model, [0], 8)
     best = beam_search(decoder, 8, num_beams=3, eos_id=5, history=history)
     assert best == [2, 3, 4, 5]
     assert all(5 not in ids for step in history for ids, _ in step)  # EOS never runs on
-    assert [len(step) for step in history] == [3] * 8  # a finished beam leaves room for another
+    assert all(len(step) == 3 for step in history)  # a finished beam leaves room for another
+    assert len(history) < 8  # stopped once no running beam could beat B C D EOS
     assert tl.generate(model, [0], 8, num_beams=3, eos_id=5) == best
     # Without eos_id, token 5 is a token like any other: every text runs to the end.
     no_eos = tl.generate(model, [0], 8, num_beams=3)
