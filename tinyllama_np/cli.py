@@ -9,7 +9,7 @@ non-zero exit code instead of a traceback.
 import argparse
 import sys
 
-from . import bench
+from . import bench, generate_cli
 
 
 def build_parser():
@@ -19,6 +19,7 @@ def build_parser():
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     bench.add_command(subparsers)
+    generate_cli.add_command(subparsers)
     return parser
 
 
