@@ -2,6 +2,7 @@
 
     tinyllama-np bench                 forward+backward tokens/s and peak memory
     tinyllama-np bench --steps 10      more timed steps (the median is reported)
+    tinyllama-np bench --decode        generation tokens/s, with and without the KV cache
 
 When torch is installed (`pip install torch==2.13.0`; never a dependency), the same model
 with the same weights runs in PyTorch eager mode too, in alternating steps back to back,
@@ -16,6 +17,7 @@ import tracemalloc
 
 import numpy as np
 
+from . import bench_decode
 from .model import Llama, LlamaConfig
 
 # name -> (config, batch size, sequence length)
@@ -132,6 +134,8 @@ def bench_forward_backward(name, steps, use_torch, out=print):
 
 
 def run(args):
+    if args.decode:
+        return bench_decode.run(args)
     if args.steps < 1:
         raise ValueError(f"--steps must be at least 1, got {args.steps}")
     print(f"thread settings: {thread_settings()}")
@@ -151,4 +155,6 @@ def add_command(subparsers):
     parser.add_argument("--configs", nargs="+", default=list(BENCH_CONFIGS), choices=list(BENCH_CONFIGS),
                         help="which configurations to run")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    parser.add_argument("--decode", action="store_true",
+                        help="measure generation (tokens/s with and without the KV cache) instead")
     parser.set_defaults(run=run)

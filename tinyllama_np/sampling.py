@@ -40,34 +40,35 @@ def softmax(logits):
     return exps / np.sum(exps)
 
 
+def keep_at_least(probs, threshold):
+    """Zero the probabilities below threshold and renormalise the rest."""
+    kept = np.where(probs >= threshold, probs, 0)
+    kept /= np.sum(kept)
+    return kept
+
+
 def top_k_filter(probs, k):
-    """Zero every probability but the k largest, then renormalise. (Ties at the k-th value
-    are broken arbitrarily: exactly k tokens stay.)"""
+    """Keep the k largest probabilities (and any that tie with the k-th); renormalise."""
     if k >= probs.size:
         return probs
-    kept = np.argpartition(probs, -k)[-k:]
-    filtered = np.zeros_like(probs)
-    filtered[kept] = probs[kept]
-    return filtered / np.sum(filtered)
+    kth_largest = np.partition(probs, probs.size - k)[probs.size - k]
+    return keep_at_least(probs, kth_largest)
 
 
 def top_p_filter(probs, p):
-    """Keep the smallest set of most probable tokens whose total is at least p; renormalise."""
+    """Keep the smallest set of most probable tokens whose total is at least p (and any that
+    tie with the last one kept); renormalise."""
     # Only tokens that could be in the nucleus need sorting. A token below
     # (1 - p) / (V - 1) never is: to need it, the tokens from it down would have to hold
     # more than 1 - p, yet there are at most V - 1 of them, each no larger than it.
-    cutoff = (1.0 - p) / max(probs.size - 1, 1)
-    candidates = np.flatnonzero(probs >= cutoff)
+    candidates = probs[probs >= (1.0 - p) / max(probs.size - 1, 1)]
     if candidates.size == 0:  # only possible when p is tiny: the top token alone suffices
-        candidates = np.array([np.argmax(probs)])
-    order = candidates[np.argsort(-probs[candidates], kind="stable")]
-    cumulative = np.cumsum(probs[order])
+        return keep_at_least(probs, np.max(probs))
+    descending = np.sort(candidates)[::-1]
+    cumulative = np.cumsum(descending)
     # The first position where the running total reaches p, included (at least one token).
-    n_kept = min(int(np.searchsorted(cumulative, p)) + 1, order.size)
-    kept = order[:n_kept]
-    filtered = np.zeros_like(probs)
-    filtered[kept] = probs[kept]
-    return filtered / np.sum(filtered)
+    last = min(int(np.searchsorted(cumulative, p)), descending.size - 1)
+    return keep_at_least(probs, descending[last])
 
 
 def next_token_probs(logits, temperature=1.0, top_k=None, top_p=None):
