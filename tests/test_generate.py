@@ -105,6 +105,8 @@ def test_cache_bad_use_is_a_clear_error():
         model.forward(np.zeros((1, 2), int), cache=cache)
     with pytest.raises(ValueError, match="max_len"):
         tl.KVCache(model.config, max_len=model.config.max_seq_len + 1)
+    with pytest.raises(ValueError, match="generation only"):
+        model.backward(np.ones((1, 1, model.config.vocab_size)))
 
 
 def test_generation_with_and_without_cache_agree():
@@ -169,6 +171,8 @@ def test_top_k_and_top_p_keep_the_right_tokens():
     # Temperature: T -> small sharpens, T large flattens.
     assert next_token_probs(logits, temperature=0.1).max() > 0.99
     assert next_token_probs(logits, temperature=100.0).max() < 0.21
+    tiny = next_token_probs(logits.astype(np.float32), temperature=1e-42)  # no overflow
+    assert tiny.dtype == np.float32 and tiny.tolist() == [0, 1, 0, 0, 0]
 
 
 def test_top_p_keeps_a_large_vocabulary_right():

@@ -131,6 +131,7 @@ class Llama(Module):
         else:
             self.output = self.add_module("output", Linear(normal((c.vocab_size, c.dim))))
         self.loss_fn = CrossEntropyLoss()
+        self.used_cache = False  # True after a forward with a KV cache, which has no backward
 
     def check_tokens(self, tokens, start_pos=0):
         tokens = np.asarray(tokens)
@@ -172,6 +173,7 @@ class Llama(Module):
             x = layer.forward(x, allowed, start_pos, None if cache is None else cache.layer(index))
         if cache is not None:
             cache.length += seq_len
+        self.used_cache = cache is not None
         return self.output.forward(self.norm.forward(x))
 
     def check_cache(self, cache, batch, seq_len, attention_mask):
@@ -186,6 +188,9 @@ class Llama(Module):
 
     def backward(self, d_logits):
         """Adds every parameter's gradient into self.grads; tokens get no gradient."""
+        if self.used_cache:
+            raise ValueError("backward after a forward with a KV cache: the cache is for "
+                             "generation only; run forward without it to train")
         dx = self.norm.backward(self.output.backward(d_logits))
         for layer in reversed(self.layers):
             dx = layer.backward(dx)

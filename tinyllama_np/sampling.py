@@ -76,7 +76,10 @@ def next_token_probs(logits, temperature=1.0, top_k=None, top_p=None):
 
     logits: (vocab_size,). temperature must be > 0 here (0, greedy, needs no distribution).
     """
-    probs = softmax(logits / float(temperature))
+    # Shift first, so the largest logit is 0: with a tiny temperature the others then go
+    # to -inf (probability 0, as intended), never to inf - inf = nan.
+    with np.errstate(over="ignore"):
+        probs = softmax((logits - np.max(logits)) / float(temperature))
     if top_k is not None:
         probs = top_k_filter(probs, top_k)
     if top_p is not None and top_p < 1.0:
