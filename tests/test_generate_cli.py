@@ -12,16 +12,19 @@ from tinyllama_np.cli import build_parser, main
 
 
 class ByteTokenizer:
-    """A stand-in tokenizer: one token per UTF-8 byte, then BOS (256) and EOS (257)."""
+    """A stand-in tokenizer: one token per UTF-8 byte, then BOS (256) and EOS (257), which
+    decode to their names (as the project's BPE tokenizer does)."""
     vocab_size = 258
     bos_id = 256
     eos_id = 257
+    NAMES = {256: b"<|begin_of_text|>", 257: b"<|end_of_text|>"}
 
     def encode(self, text):
         return list(text.encode("utf-8"))
 
     def decode(self, ids):
-        return bytes(i for i in ids if i < 256).decode("utf-8", errors="replace")
+        pieces = (self.NAMES[i] if i in self.NAMES else bytes([i]) for i in ids)
+        return b"".join(pieces).decode("utf-8", errors="replace")
 
 
 class NoSpecialsTokenizer(ByteTokenizer):
@@ -58,6 +61,17 @@ def test_greedy_prints_prompt_and_continuation():
     new_ids = tl.generate(model, [256, 97, 98], 12, temperature=0, eos_id=257)
     assert out == "ab" + tokenizer.decode(new_ids) + "\n"
     assert "greedy" in err and "tokens/s" in err
+
+
+def test_bos_and_eos_are_not_printed():
+    model = make_model()
+    greedy = tl.generate(model, [256, 97], 10, temperature=0)
+    model.params["output.weight"][257] = model.params["output.weight"][greedy[2]] * 2
+    new_ids = tl.generate(model, [256, 97], 10, temperature=0, eos_id=257)
+    assert new_ids[-1] == 257 and len(new_ids) < 10  # this model now ends with EOS
+    out, _ = run(["--prompt", "a", "--strategy", "greedy", "--max-new-tokens", "10"], model)
+    assert out == "a" + ByteTokenizer().decode(new_ids[:-1]) + "\n"
+    assert "<|" not in out
 
 
 def test_sampling_options_reach_generate():
@@ -113,7 +127,7 @@ def test_split_characters_are_held_back_until_complete():
     out = io.StringIO()
     writes = []
     out.write = lambda text: writes.append(text)
-    printer = generate_cli.TextPrinter(tokenizer, [256], out)
+    printer = generate_cli.TextPrinter(tokenizer, [], out)
     for token in "你好!".encode("utf-8"):  # 3 + 3 + 1 bytes
         printer.add(token)
     printer.show(final=True)

@@ -68,15 +68,6 @@ def special_id(tokenizer, name):
         return None
 
 
-def encode_prompt(tokenizer, text):
-    """BOS (when the tokenizer has one) + the text's ids. An empty prompt is then just BOS."""
-    bos_id = special_id(tokenizer, "bos_id")
-    ids = ([] if bos_id is None else [bos_id]) + list(tokenizer.encode(text))
-    if not ids:
-        raise ValueError("the prompt is empty and the tokenizer has no BOS token to start from")
-    return ids
-
-
 def fit_to_context(model, prompt_ids, max_new_tokens, err):
     """Stop at the context limit: as many new tokens as fit, with a note when it is fewer."""
     max_seq_len = model.config.max_seq_len
@@ -120,17 +111,25 @@ class TextPrinter:
 
 def generate_text(model, tokenizer, prompt, max_new_tokens, options, out, err,
                   use_cache=True, seed=None):
-    """Print the prompt and its continuation as the tokens come; returns the new ids."""
-    prompt_ids = encode_prompt(tokenizer, prompt)
+    """Print the prompt and its continuation as the tokens come; returns the new ids.
+
+    The model reads BOS (when the tokenizer has one) + the prompt's ids, so an empty
+    prompt starts from BOS; BOS and EOS are not printed.
+    """
+    text_ids = list(tokenizer.encode(prompt))
+    bos_id, eos_id = special_id(tokenizer, "bos_id"), special_id(tokenizer, "eos_id")
+    prompt_ids = ([] if bos_id is None else [bos_id]) + text_ids
+    if not prompt_ids:
+        raise ValueError("the prompt is empty and the tokenizer has no BOS token to start from")
     max_new_tokens = fit_to_context(model, prompt_ids, max_new_tokens, err)
-    stream = generate_stream(model, prompt_ids, max_new_tokens, seed=seed,
-                             eos_id=special_id(tokenizer, "eos_id"), use_cache=use_cache,
-                             **options)
-    printer = TextPrinter(tokenizer, prompt_ids, out)
+    stream = generate_stream(model, prompt_ids, max_new_tokens, seed=seed, eos_id=eos_id,
+                             use_cache=use_cache, **options)
+    printer = TextPrinter(tokenizer, text_ids, out)
     new_ids = []
     for token in stream:
         new_ids.append(token)
-        printer.add(token)
+        if token != eos_id:
+            printer.add(token)
     printer.show(final=True)
     out.write("\n")
     out.flush()
