@@ -1,7 +1,9 @@
 """`tinyllama-np bench`: how fast is the model here, and how does it compare with PyTorch?
 
-    tinyllama-np bench                 forward+backward, and full training steps
-    tinyllama-np bench --suite train   training steps only (forward, backward, clip, AdamW)
+    tinyllama-np bench                 every suite below, on every configuration
+    tinyllama-np bench --suite model   forward+backward tokens/s and peak memory
+    tinyllama-np bench --suite train   training steps (forward, backward, clip, AdamW)
+    tinyllama-np bench --suite decode  generation tokens/s, with and without the KV cache
     tinyllama-np bench --steps 10      more timed steps (the median is reported)
 
 When torch is installed (`pip install torch==2.13.0`; never a dependency), the same model
@@ -17,6 +19,7 @@ import tracemalloc
 
 import numpy as np
 
+from . import bench_decode
 from .model import Llama, LlamaConfig
 from .optim import AdamW, clip_grad_norm
 
@@ -116,7 +119,8 @@ def torch_step_function(model, tokens, targets, with_optimizer):
     return step, f"torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
-SUITES = {"model": "forward+backward", "train": "training step (forward, backward, clip, AdamW)"}
+SUITES = {"model": "forward+backward", "train": "training step (forward, backward, clip, AdamW)",
+          "decode": "generation, batch 1"}
 
 
 def bench_step(name, suite, steps, use_torch, out=print):
@@ -171,6 +175,9 @@ def run(args):
     print(f"float32 matrix-product peak here: {peak / 1e9:.0f} GFLOP/s (1024x1024 @ 1024x1024)")
     for suite in args.suite:
         for name in args.configs:
+            if suite == "decode":
+                bench_decode.bench_decode(name, args.steps)
+                continue
             result = bench_step(name, suite, args.steps, use_torch=not args.no_torch)
             mfu = result["tokens_per_s"] * result["flops_per_token"] / peak
             print(f"  model FLOPs utilisation: {100 * mfu:.0f}% of that peak "
@@ -184,6 +191,7 @@ def add_command(subparsers):
     parser.add_argument("--configs", nargs="+", default=list(BENCH_CONFIGS), choices=list(BENCH_CONFIGS),
                         help="which configurations to run")
     parser.add_argument("--suite", nargs="+", default=list(SUITES), choices=list(SUITES),
-                        help="model: forward+backward; train: full training steps")
+                        help="model: forward+backward; train: full training steps; "
+                        "decode: generation with and without the KV cache")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     parser.set_defaults(run=run)

@@ -9,7 +9,7 @@ non-zero exit code instead of a traceback.
 import argparse
 import sys
 
-from . import bench
+from . import bench, generate_cli
 from .checkpoint import convert
 from .tokenizer import cli as tokenizer_cli
 
@@ -23,6 +23,7 @@ def build_parser():
     bench.add_command(subparsers)
     tokenizer_cli.add_command(subparsers)
     convert.add_command(subparsers)
+    generate_cli.add_command(subparsers)
     return parser
 
 

@@ -80,8 +80,8 @@ class TransformerBlock(Module):
         self.ffn_norm = self.add_module("ffn_norm", ffn_norm)
         self.feed_forward = self.add_module("feed_forward", feed_forward)
 
-    def forward(self, x, allowed=None, start_pos=0):
-        h = x + self.attention.forward(self.attention_norm.forward(x), allowed, start_pos)
+    def forward(self, x, allowed=None, start_pos=0, cache=None):
+        h = x + self.attention.forward(self.attention_norm.forward(x), allowed, start_pos, cache)
         return h + self.feed_forward.forward(self.ffn_norm.forward(h))
 
     def backward(self, d_out):
@@ -136,6 +136,7 @@ class Llama(Module):
         else:
             self.output = self.add_module("output", Linear(normal((c.vocab_size, c.dim))))
         self.loss_fn = CrossEntropyLoss()
+        self.used_cache = False  # True after a forward with a KV cache, which has no backward
 
     def check_tokens(self, tokens, start_pos=0):
         tokens = np.asarray(tokens)
@@ -150,28 +151,51 @@ class Llama(Module):
                              f"than max_seq_len={self.config.max_seq_len}")
         return tokens
 
-    def forward(self, tokens, attention_mask=None):
+    def forward(self, tokens, attention_mask=None, cache=None):
         """tokens: ints (B, T) -> logits (B, T, vocab_size).
 
         attention_mask: optional bool (B, T), False at padding positions, which are then
         hidden from every other position.
+        cache: optional KVCache, for generation (inference only: no backward). The tokens
+        are then the positions cache.length.. of the text: the earlier positions' keys and
+        values come from the cache, and the new ones are added to it (see kv_cache.py).
         """
-        tokens = self.check_tokens(tokens)
-        seq_len = tokens.shape[1]
-        allowed = causal_mask(seq_len)
+        start_pos = 0 if cache is None else cache.length
+        tokens = self.check_tokens(tokens, start_pos)
+        batch, seq_len = tokens.shape
+        if cache is not None:
+            self.check_cache(cache, batch, seq_len, attention_mask)
+        # A single query (one new token) may look at every key up to it: no mask needed.
+        allowed = causal_mask(seq_len, start_pos) if seq_len > 1 else None
         if attention_mask is not None:
             attention_mask = np.asarray(attention_mask, dtype=bool)
             if attention_mask.shape != tokens.shape:
                 raise ValueError(f"attention_mask shape {attention_mask.shape} does not match "
                                  f"tokens shape {tokens.shape}")
-            allowed = allowed[None, None, :, :] & attention_mask[:, None, None, :]
+            allowed = causal_mask(seq_len)[None, None, :, :] & attention_mask[:, None, None, :]
         x = self.tok_embeddings.forward(tokens)
-        for layer in self.layers:
-            x = layer.forward(x, allowed)
+        for index, layer in enumerate(self.layers):
+            x = layer.forward(x, allowed, start_pos, None if cache is None else cache.layer(index))
+        if cache is not None:
+            cache.length += seq_len
+        self.used_cache = cache is not None
         return self.output.forward(self.norm.forward(x))
+
+    def check_cache(self, cache, batch, seq_len, attention_mask):
+        if attention_mask is not None:
+            raise ValueError("attention_mask cannot be combined with a KV cache")
+        if cache.batch_size != batch:
+            raise ValueError(f"the KV cache holds {cache.batch_size} rows but tokens have "
+                             f"batch size {batch}")
+        if cache.length + seq_len > cache.max_len:
+            raise ValueError(f"the KV cache has room for {cache.max_len} positions; "
+                             f"{cache.length} are filled and {seq_len} more do not fit")
 
     def backward(self, d_logits):
         """Adds every parameter's gradient into self.grads; tokens get no gradient."""
+        if self.used_cache:
+            raise ValueError("backward after a forward with a KV cache: the cache is for "
+                             "generation only; run forward without it to train")
         dx = self.norm.backward(self.output.backward(d_logits))
         for layer in reversed(self.layers):
             dx = layer.backward(dx)

@@ -90,7 +90,13 @@ class MultiHeadAttention(Module):
         self.rope_k = RoPE(rotations)
         self.attention = ScaledDotProductAttention()
 
-    def forward(self, x, allowed=None, start_pos=0):
+    def forward(self, x, allowed=None, start_pos=0, cache=None):
+        """x holds positions start_pos..start_pos+T-1.
+
+        cache (inference only, no backward): this layer's (keys, values) arrays from a
+        KVCache. The new keys/values are written into them at those positions, and the
+        queries attend to every cached position 0..start_pos+T-1.
+        """
         batch, seq_len, _ = x.shape
         n_rep = self.n_heads // self.n_kv_heads
         q = self.wq.forward(x).reshape(batch, seq_len, self.n_heads, self.head_dim)
@@ -98,6 +104,12 @@ class MultiHeadAttention(Module):
         v = self.wv.forward(x).reshape(batch, seq_len, self.n_kv_heads, self.head_dim)
         q = self.rope_q.forward(q, start_pos)
         k = self.rope_k.forward(k, start_pos)
+        if cache is not None:
+            cached_keys, cached_values = cache
+            end = start_pos + seq_len
+            cached_keys[:, start_pos:end] = k
+            cached_values[:, start_pos:end] = v
+            k, v = cached_keys[:, :end], cached_values[:, :end]
         k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)
         # Heads become a batch axis: (B, T, H, hd) -> (B, H, T, hd).
         out = self.attention.forward(q.transpose(0, 2, 1, 3), k.transpose(0, 2, 1, 3),

@@ -1,0 +1,29 @@
+"""`tinyllama-np bench --suite decode` runs and reports what it should (no speed is asserted)."""
+
+from tinyllama_np import bench_decode
+from tinyllama_np.cli import main
+
+
+def test_bench_decode_reports_rates_and_speed_up(monkeypatch, capsys):
+    monkeypatch.setattr(bench_decode, "NEW_TOKENS", 4)
+    assert main(["bench", "--suite", "decode", "--configs", "small", "--steps", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "thread settings" in out
+    for label in ["greedy, KV cache", "top-p 0.9, KV cache", "greedy, no cache",
+                  "KV cache speed-up"]:
+        assert label in out
+    assert "dim288" not in out  # only the configuration asked for
+
+
+def test_weight_bytes_per_token_counts_what_a_step_reads():
+    config = bench_decode.DECODE_CONFIGS["small"]
+    untied = bench_decode.Llama(config)
+    all_bytes = sum(p.nbytes for p in untied.params.values())
+    row_bytes = untied.params["tok_embeddings.weight"][0].nbytes
+    # One embedding row is looked up; the other vocab_size - 1 rows are not read.
+    assert (bench_decode.weight_bytes_per_token(untied)
+            == all_bytes - (config.vocab_size - 1) * row_bytes)
+    # Tied: the same matrix is the output projection, read whole.
+    tied_config = bench_decode.LlamaConfig(**{**config.to_dict(), "tie_embeddings": True})
+    tied = bench_decode.Llama(tied_config)
+    assert bench_decode.weight_bytes_per_token(tied) == sum(p.nbytes for p in tied.params.values())

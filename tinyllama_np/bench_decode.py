@@ -1,0 +1,74 @@
+"""`tinyllama-np bench --suite decode`: generation speed, with and without the KV cache.
+
+A random-weight model (float32, batch 1) continues a PROMPT_LEN-token prompt by NEW_TOKENS
+tokens through tl.generate_stream. Decode speed counts the tokens after the first (the
+first waits for the prompt's prefill, reported on its own); the median of --steps runs.
+Without the cache every step re-reads the whole text, so its speed falls as the text grows:
+its figure is the average over the same tokens, from one run.
+
+At batch 1 each new token is a chain of matrix-VECTOR products: every weight is read once
+and used for one multiply-add, so the speed is bounded by memory bandwidth, not FLOPs.
+The GB/s column is (bytes of weights read per token) x (tokens/s).
+"""
+
+import statistics
+import time
+
+import numpy as np
+
+from .generate import generate_stream
+from .model import Llama, LlamaConfig
+
+DECODE_CONFIGS = {
+    "small": LlamaConfig(vocab_size=512, dim=64, n_layers=4, n_heads=4, n_kv_heads=2,
+                         max_seq_len=256),
+    "dim288": LlamaConfig(vocab_size=32000, dim=288, n_layers=6, n_heads=6, hidden_dim=768,
+                          max_seq_len=256),
+}
+PROMPT_LEN = 16
+NEW_TOKENS = 128
+
+
+def weight_bytes_per_token(model):
+    """Bytes of weights one decoding step reads: all of them, except that the embedding
+    table contributes one row (unless it is also the output matrix)."""
+    total = sum(p.nbytes for p in model.params.values())
+    if not model.config.tie_embeddings:
+        embedding = model.params["tok_embeddings.weight"]
+        total -= embedding.nbytes - embedding[0].nbytes
+    return total
+
+
+def time_generation(model, prompt, use_cache, **options):
+    """(prefill seconds, decode tokens/s) of one generate_stream run."""
+    start = time.perf_counter()
+    stamps = [time.perf_counter() for _ in generate_stream(model, prompt, NEW_TOKENS,
+                                                           use_cache=use_cache, **options)]
+    return stamps[0] - start, (len(stamps) - 1) / (stamps[-1] - stamps[0])
+
+
+def bench_decode(name, steps, out=print):
+    config = DECODE_CONFIGS[name]
+    model = Llama(config, seed=0, dtype=np.float32)
+    prompt = np.random.default_rng(0).integers(0, config.vocab_size, PROMPT_LEN).tolist()
+    bytes_per_token = weight_bytes_per_token(model)
+    out(f"[{name}] dim {config.dim}, {config.n_layers} layers, {config.n_heads} heads "
+        f"({config.n_kv_heads} kv), hidden {config.hidden_dim}, vocab {config.vocab_size}, "
+        f"float32, batch 1, prompt {PROMPT_LEN} + {NEW_TOKENS} new tokens, "
+        f"{bytes_per_token / 1e6:.1f} MB of weights read per token")
+    time_generation(model, prompt, True, temperature=0)  # warm-up
+    results = {}
+    for label, use_cache, runs, options in [
+            ("greedy, KV cache", True, steps, dict(temperature=0)),
+            ("top-p 0.9, KV cache", True, steps, dict(top_p=0.9, seed=0)),
+            ("greedy, no cache", False, 1, dict(temperature=0))]:
+        timings = [time_generation(model, prompt, use_cache, **options) for _ in range(runs)]
+        prefill = statistics.median(t[0] for t in timings)
+        rate = statistics.median(t[1] for t in timings)
+        results[label] = rate
+        out(f"  {label:20s} {rate:8.1f} tokens/s  ({1e3 / rate:6.2f} ms/token, "
+            f"{rate * bytes_per_token / 1e9:5.1f} GB/s of weights; "
+            f"prefill {1e3 * prefill:.1f} ms)")
+    speedup = results["greedy, KV cache"] / results["greedy, no cache"]
+    out(f"  KV cache speed-up (greedy): {speedup:.1f}x")
+    return results
