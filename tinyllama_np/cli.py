@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from . import bench
+from .stories import commands as stories_commands
 
 
 def build_parser():
@@ -19,6 +20,7 @@ def build_parser():
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     bench.add_command(subparsers)
+    stories_commands.add_command(subparsers)
     return parser
 
 
