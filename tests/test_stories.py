@@ -3,6 +3,7 @@ the grammar's sentences and checks that stories keep their characters' names."""
 
 import hashlib
 import os
+import random
 import re
 import subprocess
 import sys
@@ -13,8 +14,8 @@ import pytest
 from tinyllama_np.stories import (CHINESE, ENGLISH, CORPUS_SEED, CORPUS_STORIES, check_sentence,
                                   evaluate_stories, generate_stories, join_stories,
                                   parse_sentence, split_sentences, split_stories, write_corpus)
-from tinyllama_np.stories.evaluate import NAMES
-from tinyllama_np.stories.grammar import Grammar, compile_template
+from tinyllama_np.stories.evaluate import GENDER_OF, NAMES
+from tinyllama_np.stories.grammar import compile_template
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "data" / "stories.txt"
@@ -226,9 +227,38 @@ def test_a_wrong_pronoun_or_a_name_of_the_wrong_gender_breaks_gender_agreement()
     assert name_consistent(EN_STORY.replace("In the park, she met", "In the park, he met"))
 
 
-def test_grammars_are_built_from_language_modules():
-    assert isinstance(ENGLISH, Grammar) and ENGLISH.language == "en" and CHINESE.language == "zh"
-    assert ENGLISH.gender_of_name("Mia") == "girl" and CHINESE.gender_of_name("小明") == "boy"
+def test_a_story_that_switches_language_is_scored_sentence_by_sentence():
+    # Each sentence is checked against the grammar of its own script.
+    mixed = ZH_STORY.replace("朵朵想和小明做朋友。", "In the park, he met a girl named Ben. ")
+    report = evaluate_stories([mixed])
+    assert report["sentence_acceptance"] == 1.0 and report["name_consistency"] == 1.0
+    assert report["gender_agreement"] == 0.0  # Ben is a boy's name
+    assert not name_consistent(mixed.replace("小明笑了。", "Mia smiled."))
+
+
+def test_any_text_is_scored_without_error(stories):
+    # A model's samples can be anything: shuffled sentences of both languages, cut anywhere.
+    rng = random.Random(0)
+    sentences = [sentence for story in stories["mixed"][:100] for sentence in split_sentences(story)[0]]
+    texts = []
+    for _ in range(300):
+        picked = rng.sample(sentences, rng.randint(1, 12))
+        text = "".join(picked)
+        start, end = sorted(rng.randint(0, len(text)) for _ in range(2))
+        texts.append(text[start:end] if rng.random() < 0.5 else text)
+    report = evaluate_stories(texts)
+    for key in ("sentence_acceptance", "name_consistency", "gender_agreement"):
+        assert 0.0 <= report[key] <= 1.0
+    assert report["stories"] == 300 and report["accepted_sentences"] > 0
+
+
+def test_gendered_words_belong_to_one_gender():
+    for grammar in (ENGLISH, CHINESE):
+        girl, boy = (set(grammar.characters[gender]["name"]) | {
+            word for word_class, word in grammar.characters[gender].items()
+            if word_class != "name"} for gender in ("girl", "boy"))
+        assert not girl & boy
+    assert GENDER_OF["Mia"] == "girl" and GENDER_OF["小明"] == "boy" and GENDER_OF["她"] == "girl"
 
 
 # --- the command line ----------------------------------------------------------------------

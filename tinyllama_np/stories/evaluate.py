@@ -45,17 +45,24 @@ def ascii_word_or_chinese(words):
     return re.compile("|".join(alternatives))
 
 
-def pronouns_by_gender(grammar):
-    """{"girl": {"she", "She", "her", "Her"}, "boy": {"he", ...}}: the hero's pronouns."""
-    return {gender: {word for word_class, word in forms.items()
-                     if word_class not in ("name", "child")}
-            for gender, forms in grammar.characters.items()}
+def gender_of_words():
+    """{word: "girl" or "boy"} for the gendered words of both languages: names, the words
+    for girl and boy (girl, 女孩...), and pronouns (she, her, 她...)."""
+    genders = {}
+    for grammar in GRAMMARS.values():
+        for gender, forms in grammar.characters.items():
+            for word_class, words in forms.items():
+                for word in (words if word_class == "name" else (words,)):
+                    genders[word] = gender
+    return genders
 
 
+GENDER_OF = gender_of_words()
 NAMES = ascii_word_or_chinese(ENGLISH.words("name") + CHINESE.words("name"))
 PRONOUNS = ascii_word_or_chinese(sorted({word for grammar in GRAMMARS.values()
-                                         for words in pronouns_by_gender(grammar).values()
-                                         for word in words}))
+                                         for forms in grammar.characters.values()
+                                         for word_class, word in forms.items()
+                                         if word_class not in ("name", "child")}))
 
 
 def split_sentences(story):
@@ -142,15 +149,14 @@ def genders_agree(sentences, parses):
     hero = introduced_hero(parses[0]) if sentences else None
     if hero is None:
         return False
-    grammar = grammar_for(sentences[0])
-    gender_of_child = {forms["child"]: gender for gender, forms in grammar.characters.items()}
     for readings in parses:
-        if readings and not any(all(grammar.gender_of_name(name) == gender_of_child[child]
+        if readings and not any(all(GENDER_OF[name] == GENDER_OF[child]
                                     for _, name, child in introductions(parse))
                                 for parse in readings):
             return False
-    hero_pronouns = pronouns_by_gender(grammar)[gender_of_child[hero[1]]]
-    return all(set(PRONOUNS.findall(sentence)) <= hero_pronouns for sentence in sentences)
+    hero_gender = GENDER_OF[hero[1]]
+    return all(GENDER_OF[pronoun] == hero_gender
+               for sentence in sentences for pronoun in PRONOUNS.findall(sentence))
 
 
 @dataclass

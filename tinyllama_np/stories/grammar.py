@@ -61,9 +61,6 @@ class Grammar:
     def accepts(self, sentence):
         return bool(self.parse(sentence))
 
-    def gender_of_name(self, name):
-        return next(gender for gender, forms in self.characters.items() if name in forms["name"])
-
 
 def build_word_classes(language_module):
     """Word class -> tuple of words. Gendered classes (name, child, he...) hold both genders."""
