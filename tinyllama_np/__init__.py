@@ -9,6 +9,8 @@ from .nn import (MLP, CrossEntropyLoss, Embedding, LayerNorm, Linear, Module,
                  MultiHeadAttention, RMSNorm, RoPE, ScaledDotProductAttention,
                  SinusoidalPositions, Softmax, SwiGLU, causal_mask, padding_mask,
                  rope_rotations, sinusoidal_encoding)
+from .stories import (check_sentence, evaluate_stories, generate_stories, split_stories,
+                      write_corpus)
 from .tokenizer import BPETokenizer, Llama2cTokenizer, load_tokenizer
 
 __version__ = "0.1.0"

@@ -1,0 +1,220 @@
+"""Score stories (usually a model's) against the story grammar.
+
+Sentences. A sentence is text up to and including . ! ? 。 ！ or ？. Text after the last of
+these is an unfinished ending (generation stopped by a token limit): it is not counted as a
+sentence, but the number of stories with one is reported. A sentence containing a Chinese
+character is checked against the Chinese grammar, any other against the English one.
+
+Sentence acceptance: the share of sentences that some template of the grammar produces, with
+every slot holding a word of its class (grammar.py). A wrong-class word, a misspelt word, a
+missing or extra word, or a mix of languages makes the sentence rejected.
+
+Name consistency: the share of stories in which
+  1. the first sentence introduces the hero (an accepted sentence with a {hero.child} and
+     {hero.name} slot, such as "... a little girl named Mia."),
+  2. every later accepted sentence has a reading in which each name slot holds the name of
+     that role: the hero's slots hold the hero's name, the friend's slots the friend's name.
+     A new character may appear only in a sentence that introduces it ("... met a boy named
+     Tom."), with a name no other character has; the hero is introduced once,
+  3. a rejected sentence mentions only names of characters already introduced, and
+  4. the hero is named again after the first sentence.
+So "Mia ... Tom smiled." fails when Tom was never introduced, and "Tom and Mia became good
+friends." fails when Mia is the hero (the grammar always names the hero first).
+
+Gender agreement: the share of stories whose hero is introduced, whose every introduced
+character has a name of the gender of the word introducing them (girl/boy, 女孩/男孩), and
+whose pronouns (she/her, he/his/him; 她, 他) all match the hero's gender (in these stories
+pronouns only ever refer to the hero).
+
+Shares of nothing (no stories, no sentences) are 0.0.
+"""
+
+import re
+from dataclasses import dataclass
+
+from .grammar import CHINESE, ENGLISH, GRAMMARS
+
+SENTENCE = re.compile(r"[^.!?。！？]*[.!?。！？]")
+CHINESE_CHARACTER = re.compile(r"[\u3400-\u9fff]")
+
+
+def ascii_word_or_chinese(words):
+    """A regex finding any of `words`: English ones as whole words, Chinese ones anywhere."""
+    alternatives = [f"(?<![A-Za-z]){re.escape(w)}(?![A-Za-z])" if w.isascii() else re.escape(w)
+                    for w in words]
+    return re.compile("|".join(alternatives))
+
+
+def gender_of_words():
+    """{word: "girl" or "boy"} for the gendered words of both languages: names, the words
+    for girl and boy (girl, 女孩...), and pronouns (she, her, 她...)."""
+    genders = {}
+    for grammar in GRAMMARS.values():
+        for gender, forms in grammar.characters.items():
+            for word_class, words in forms.items():
+                for word in (words if word_class == "name" else (words,)):
+                    genders[word] = gender
+    return genders
+
+
+GENDER_OF = gender_of_words()
+NAMES = ascii_word_or_chinese(ENGLISH.words("name") + CHINESE.words("name"))
+PRONOUNS = ascii_word_or_chinese(sorted({word for grammar in GRAMMARS.values()
+                                         for forms in grammar.characters.values()
+                                         for word_class, word in forms.items()
+                                         if word_class not in ("name", "child")}))
+
+
+def split_sentences(story):
+    """(complete sentences, unfinished ending or "")."""
+    sentences, end = [], 0
+    for match in SENTENCE.finditer(story):
+        sentences.append(match.group().strip())
+        end = match.end()
+    return sentences, story[end:].strip()
+
+
+def grammar_for(text):
+    return CHINESE if CHINESE_CHARACTER.search(text) else ENGLISH
+
+
+def parse_sentence(sentence):
+    """Every template reading of one sentence (no surrounding spaces); [] if rejected."""
+    return grammar_for(sentence).parse(sentence)
+
+
+def check_sentence(sentence):
+    """Is this one sentence (no surrounding spaces) in the grammar?"""
+    return grammar_for(sentence).accepts(sentence)
+
+
+def story_language(story):
+    return grammar_for(story).language
+
+
+def named_roles(parse):
+    """[(role, name)] for the name slots of a reading: [("hero", "Mia"), ("friend", "Tom")]."""
+    return [(slot.split(".")[0], word) for slot, word in parse.slots.items()
+            if slot.endswith(".name")]
+
+
+def introductions(parse):
+    """[(role, name, girl/boy word)] for the characters this reading introduces."""
+    return [(role, name, parse.slots[f"{role}.child"]) for role, name in named_roles(parse)
+            if f"{role}.child" in parse.slots]
+
+
+def introduced_hero(parses):
+    """The hero's (name, girl/boy word) if a reading of a sentence introduces the hero."""
+    for parse in parses:
+        for role, name, child in introductions(parse):
+            if role == "hero":
+                return name, child
+    return None
+
+
+def fits_cast(parse, cast):
+    """Does each name slot of this reading hold a name its role already has, or introduce
+    a new character (not a second hero) under a name nobody has?"""
+    known_names = set().union(*cast.values())
+    for role, name in named_roles(parse):
+        if name in cast.get(role, ()):
+            continue
+        introduces = f"{role}.child" in parse.slots
+        if not introduces or role == "hero" or name in known_names:
+            return False
+    return True
+
+
+def names_are_consistent(sentences, parses):
+    """Name consistency of one story (module docstring): sentences and their readings."""
+    hero = introduced_hero(parses[0]) if sentences else None
+    if hero is None:
+        return False
+    cast = {"hero": {hero[0]}}  # role -> the names of that role's characters
+    for sentence, readings in zip(sentences[1:], parses[1:]):
+        if readings:
+            reading = next((parse for parse in readings if fits_cast(parse, cast)), None)
+            if reading is None:
+                return False
+            for role, name in named_roles(reading):
+                cast.setdefault(role, set()).add(name)
+        elif not set(NAMES.findall(sentence)) <= set().union(*cast.values()):
+            return False
+    return any(hero[0] in NAMES.findall(sentence) for sentence in sentences[1:])
+
+
+def genders_agree(sentences, parses):
+    """Gender agreement of one story (module docstring): sentences and their readings."""
+    hero = introduced_hero(parses[0]) if sentences else None
+    if hero is None:
+        return False
+    for readings in parses:
+        if readings and not any(all(GENDER_OF[name] == GENDER_OF[child]
+                                    for _, name, child in introductions(parse))
+                                for parse in readings):
+            return False
+    hero_gender = GENDER_OF[hero[1]]
+    return all(GENDER_OF[pronoun] == hero_gender
+               for sentence in sentences for pronoun in PRONOUNS.findall(sentence))
+
+
+@dataclass
+class StoryScore:
+    language: str
+    sentences: int
+    accepted: int
+    unfinished: bool
+    name_consistent: bool
+    genders_agree: bool
+    rejected: list
+
+
+def score_story(story):
+    sentences, unfinished = split_sentences(story)
+    parses = [parse_sentence(sentence) for sentence in sentences]
+    return StoryScore(
+        language=story_language(story),
+        sentences=len(sentences),
+        accepted=sum(1 for readings in parses if readings),
+        unfinished=bool(unfinished),
+        name_consistent=names_are_consistent(sentences, parses),
+        genders_agree=genders_agree(sentences, parses),
+        rejected=[sentence for sentence, readings in zip(sentences, parses) if not readings],
+    )
+
+
+def share(part, whole):
+    return part / whole if whole else 0.0
+
+
+def summarize(scores):
+    sentences = sum(score.sentences for score in scores)
+    accepted = sum(score.accepted for score in scores)
+    consistent = sum(score.name_consistent for score in scores)
+    agreeing = sum(score.genders_agree for score in scores)
+    return {
+        "stories": len(scores),
+        "sentences": sentences,
+        "accepted_sentences": accepted,
+        "sentence_acceptance": share(accepted, sentences),
+        "name_consistent_stories": consistent,
+        "name_consistency": share(consistent, len(scores)),
+        "gender_agreement": share(agreeing, len(scores)),
+        "unfinished_endings": sum(score.unfinished for score in scores),
+    }
+
+
+def evaluate_stories(stories, examples=5):
+    """Scores for a list of stories (see the module docstring for the definitions).
+
+    Returns the summary of all stories, "by_language" with the same summary for "en" and
+    "zh", and "rejected_examples": the first `examples` rejected sentences.
+    """
+    scores = [score_story(story) for story in stories]
+    report = summarize(scores)
+    report["by_language"] = {language: summarize([s for s in scores if s.language == language])
+                             for language in GRAMMARS}
+    report["rejected_examples"] = [sentence for score in scores
+                                   for sentence in score.rejected][:examples]
+    return report
