@@ -9,10 +9,11 @@
    by one).
 """
 
-import os
 from pathlib import Path
 
 import numpy as np
+
+from .atomic import atomic_write
 
 STORY_SEPARATOR = "\n\n"  # the bundled corpus: stories separated by a blank line
 
@@ -68,12 +69,8 @@ def prepare_token_files(documents, tokenizer, out_dir, val_fraction=0.05):
 
 
 def save_array_atomically(path, array):
-    """np.save to a temporary name, then rename: a crash never leaves a half-written file."""
-    path = Path(path)
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as file:
+    with atomic_write(path) as file:
         np.save(file, array, allow_pickle=False)
-    os.replace(temporary, path)
 
 
 def load_tokens(path, vocab_size=None):

@@ -17,6 +17,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from .atomic import write_text_atomically
 from .data import prepare_token_files, read_text, split_documents
 
 
@@ -61,9 +62,7 @@ def _recorded_hashes(root):
 def _record_hash(root, name, digest):
     hashes = _recorded_hashes(root)
     hashes[name] = digest
-    temporary = root / "hashes.json.tmp"
-    temporary.write_text(json.dumps(hashes, indent=1))
-    os.replace(temporary, root / "hashes.json")
+    write_text_atomically(root / "hashes.json", json.dumps(hashes, indent=1))
 
 
 def expected_hash(name, root):

@@ -15,13 +15,13 @@ never stopped. OUT/model.npz holds the weights alone, for `tinyllama-np generate
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_write, write_text_atomically
 from .data import load_tokens, random_batch
 from .model import Llama, LlamaConfig
 from .nn import CrossEntropyLoss
@@ -125,11 +125,8 @@ def save_state(out_dir, model, optimizer, step, rng, settings, tokenizer_vocab_s
             "model_config": model.config.to_dict(), "optimizer": optimizer_info,
             "vocab_size": tokenizer_vocab_size}
     arrays["info"] = np.array(json.dumps(info))
-    path = Path(out_dir) / STATE_FILE
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as file:
+    with atomic_write(Path(out_dir) / STATE_FILE) as file:
         np.savez(file, **arrays)
-    os.replace(temporary, path)
 
 
 def load_state(out_dir):
@@ -268,11 +265,7 @@ def _progress_bar(start, total, enabled):
 def forget_log_after(out_dir, step):
     """Drop log records of steps after `step` (written after the checkpoint we resume from)."""
     kept = [record for record in read_log(out_dir) if record["step"] <= step]
-    path = Path(out_dir) / LOG_FILE
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "w", encoding="utf-8") as file:
-        file.writelines(json.dumps(record) + "\n" for record in kept)
-    os.replace(temporary, path)
+    write_text_atomically(Path(out_dir) / LOG_FILE, "".join(json.dumps(r) + "\n" for r in kept))
 
 
 def read_log(out_dir):

@@ -17,6 +17,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 from . import fetch
+from .atomic import write_text_atomically
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import load_tokens, prepare_token_files, read_text, split_documents
 from .generate import generate
@@ -78,7 +79,7 @@ def run(args):
         # Everything is checked before anything is written.
         prepare_token_files(documents, tokenizer, out_dir / "data")
         tokenizer.save(out_dir / "tokenizer.model")
-        (out_dir / "run.json").write_text(json.dumps({"data": args.data, "preset": args.preset}))
+        write_text_atomically(out_dir / "run.json", json.dumps({"data": args.data, "preset": args.preset}))
     train_tokens = load_tokens(out_dir / "data" / "train.npy", tokenizer.vocab_size)
     val_tokens = load_tokens(out_dir / "data" / "val.npy", tokenizer.vocab_size)
     init_from = load_checkpoint(args.init_from) if args.init_from else None
@@ -115,14 +116,13 @@ def show_samples(model, tokenizer, out_dir, count, temperature, seed, evaluate):
         story = tokenizer.decode([t for t in ids if t != tokenizer.eos_id]).strip()
         stories.append(story)
         print(f"[{i + 1}] {story}\n")
-    (out_dir / "samples.txt").write_text("\n\n".join(stories) + "\n", encoding="utf-8")
+    write_text_atomically(out_dir / "samples.txt", "\n\n".join(stories) + "\n")
     if evaluate:
         report = evaluate_stories(stories)
         print(f"grammar accepts {report['sentence_acceptance']:.0%} of {report['sentences']} "
               f"sentences; {report['name_consistency']:.0%} of {report['stories']} stories keep "
               f"their hero's name consistent")
-        with open(out_dir / "samples.json", "w", encoding="utf-8") as file:
-            json.dump(report, file, indent=1, ensure_ascii=False)
+        write_text_atomically(out_dir / "samples.json", json.dumps(report, indent=1, ensure_ascii=False))
 
 
 def add_command(subparsers):

@@ -9,15 +9,15 @@ Three habits every format in this package follows:
   header that claims a 10**12-element tensor must give an error, not an attempt to allocate
   it (or a hang).
 * Write to a temporary file in the same folder and rename it over the target only when
-  complete. `os.replace` is atomic, so a crash or a full disk never leaves half a checkpoint
-  under the real name.
+  complete (`atomic_write`, from tinyllama_np/atomic.py), so a crash or a full disk never
+  leaves half a checkpoint under the real name.
 """
 
 import os
-import tempfile
-from contextlib import contextmanager
 
 import numpy as np
+
+from ..atomic import atomic_write  # noqa: F401  (the formats import it from here)
 
 
 def file_error(path, message):
@@ -38,39 +38,3 @@ def read_bytes(data, start, count, path, what):
         raise file_error(path, f"{what} (bytes {start}..{start + count}) lies outside the "
                                f"file, which has {len(data)} bytes: truncated or corrupt")
     return data[start:start + count].tobytes()
-
-
-def _current_umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@contextmanager
-def atomic_write(path):
-    """Open a temporary file next to `path` for writing; on success rename it to `path`.
-
-        with atomic_write("model.npz") as f:
-            f.write(...)
-
-    If anything fails inside the block, the temporary file is removed and `path` is left
-    as it was.
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.",
-                                         suffix=".partial")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            yield file
-            file.flush()
-            os.fsync(file.fileno())
-        # mkstemp makes the file private (0600); give it the permissions a plain open() would.
-        os.chmod(temporary, 0o666 & ~_current_umask())
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise

@@ -18,10 +18,10 @@ import base64
 import binascii
 import json
 import os
-import tempfile
 
 import regex
 
+from ..atomic import atomic_write
 from .patterns import LLAMA3_PATTERN, LLAMA3_SPECIAL_TOKENS
 
 SIDECAR_SUFFIX = ".json"
@@ -45,9 +45,9 @@ def read_tokenizer_files(rank_path):
 
 def write_tokenizer_files(rank_path, ranks, pattern, special_tokens):
     sidecar = {"pattern": pattern, "special_tokens": special_tokens}
-    atomic_write(sidecar_path(rank_path),
+    write_bytes(sidecar_path(rank_path),
                  (json.dumps(sidecar, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
-    atomic_write(rank_path, rank_file_bytes(ranks))
+    write_bytes(rank_path, rank_file_bytes(ranks))
 
 
 def rank_file_bytes(ranks):
@@ -123,17 +123,7 @@ def read_sidecar(path):
     return sidecar["pattern"], sidecar["special_tokens"]
 
 
-def atomic_write(path, data):
-    """Write `data` (bytes) to `path` so that readers see the old file or the new one,
-    never a partial one."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, temporary = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".",
-                                     suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+def write_bytes(path, data):
+    """Write `data` so that readers see the old file or the new one, never a partial one."""
+    with atomic_write(path) as file:
+        file.write(data)
