@@ -259,7 +259,7 @@ def _progress_bar(start, total, enabled):
     if not enabled:
         return None
     from tqdm import tqdm
-    return tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
+    return tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, mininterval=0.5)
 
 
 def forget_log_after(out_dir, step):
