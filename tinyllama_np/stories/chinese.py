@@ -12,15 +12,21 @@ SENTENCE_SEPARATOR = ""
 
 # The words that depend on a character's gender. Pronouns always refer to the hero.
 CHARACTERS = {
-    "girl": {
-        "child": "女孩", "he": "她",
-        "name": ("小红", "小美", "小雪", "小兰", "朵朵", "丽丽", "甜甜", "欢欢", "玲玲", "婷婷",
-                 "月月", "芳芳", "圆圆", "静静", "果果", "莉莉"),
+    "girl": {"child": "女孩", "he": "她"},
+    "boy": {"child": "男孩", "he": "他"},
+}
+
+# Names by role and gender. Heroes and friends never share a name.
+NAMES = {
+    "hero": {
+        "girl": ("小红", "小美", "小雪", "小兰", "朵朵", "丽丽", "甜甜", "欢欢", "玲玲", "婷婷",
+                 "月月", "芳芳"),
+        "boy": ("小明", "小刚", "小军", "小虎", "东东", "亮亮", "豆豆", "浩浩", "阳阳", "天天",
+                "壮壮", "强强"),
     },
-    "boy": {
-        "child": "男孩", "he": "他",
-        "name": ("小明", "小刚", "小军", "小虎", "东东", "亮亮", "豆豆", "浩浩", "阳阳", "天天",
-                 "壮壮", "强强", "小宇", "小杰", "冬冬", "磊磊"),
+    "friend": {
+        "girl": ("圆圆", "静静", "果果", "莉莉", "佳佳", "琪琪", "菲菲", "萌萌"),
+        "boy": ("小宇", "小杰", "冬冬", "磊磊", "峰峰", "凯凯", "航航", "帅帅"),
     },
 }
 
@@ -65,7 +71,7 @@ TEMPLATES = {
         "从前，有一个{hero.trait}的{hero.child}，名叫{hero.name}。",
         "从前有个{hero.child}，名字叫{hero.name}，住在一座{size}房子里。",
         "很久以前，在一个安静的村子里，住着一个名叫{hero.name}的{hero.child}。",
-        "{hero.name}是一个住在{place.place}旁边的小{hero.child}。",
+        "在{place.place}旁边的一座小房子里，住着一个名叫{hero.name}的{hero.child}。",
     ),
     "trait": (
         "{hero.name}很{hero.trait}，也很{hero.trait2}。",

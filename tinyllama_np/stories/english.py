@@ -15,15 +15,22 @@ SENTENCE_SEPARATOR = " "
 
 # The words that depend on a character's gender. Pronouns always refer to the hero.
 CHARACTERS = {
-    "girl": {
-        "child": "girl", "he": "she", "He": "She", "his": "her", "His": "Her", "him": "her",
-        "name": ("Mia", "Lily", "Emma", "Anna", "Zoe", "Lucy", "Ella", "Ruby", "Nora", "Rosa",
-                 "Ivy", "Maya", "Lena", "Sara", "Nina", "Amy", "Kate", "Hana", "Iris", "Clara"),
+    "girl": {"child": "girl", "he": "she", "He": "She", "his": "her", "His": "Her", "him": "her"},
+    "boy": {"child": "boy", "he": "he", "He": "He", "his": "his", "His": "His", "him": "him"},
+}
+
+# Names by role and gender. Heroes and friends never share a name, so a friend cannot be
+# mistaken for the hero (nor a model's copy of the hero's name for a new friend).
+NAMES = {
+    "hero": {
+        "girl": ("Mia", "Lily", "Emma", "Anna", "Lucy", "Ella", "Nora", "Rosa", "Maya", "Lena",
+                 "Nina", "Clara"),
+        "boy": ("Tom", "Ben", "Max", "Leo", "Jack", "Finn", "Noah", "Theo", "Owen", "Luke",
+                "Adam", "Hugo"),
     },
-    "boy": {
-        "child": "boy", "he": "he", "He": "He", "his": "his", "His": "His", "him": "him",
-        "name": ("Tom", "Ben", "Sam", "Max", "Leo", "Jack", "Finn", "Noah", "Theo", "Eli",
-                 "Owen", "Luke", "Adam", "Hugo", "Omar", "Ravi", "Kai", "Dan", "Tim", "Felix"),
+    "friend": {
+        "girl": ("Zoe", "Ruby", "Ivy", "Sara", "Amy", "Kate", "Hana", "Iris"),
+        "boy": ("Sam", "Eli", "Omar", "Ravi", "Kai", "Dan", "Tim", "Felix"),
     },
 }
 
@@ -72,7 +79,7 @@ TEMPLATES = {
         "Once upon a time, there was a {hero.trait} {hero.child} named {hero.name}.",
         "There was once a {hero.child} named {hero.name} who lived in a {size} {home}.",
         "Long ago, in a quiet village, there lived a {hero.child} named {hero.name}.",
-        "{hero.name} was a little {hero.child} who lived near the {place.place}.",
+        "In a little {home} near the {place.place}, there lived a {hero.child} named {hero.name}.",
     ),
     "trait": (
         "{hero.name} was {hero.trait} and {hero.trait2}.",

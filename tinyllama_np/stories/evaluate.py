@@ -15,11 +15,13 @@ Name consistency: the share of stories in which
   2. every later accepted sentence has a reading in which each name slot holds the name of
      that role: the hero's slots hold the hero's name, the friend's slots the friend's name.
      A new character may appear only in a sentence that introduces it ("... met a boy named
-     Tom."), with a name no other character has; the hero is introduced once,
+     Sam."); the hero is introduced once,
   3. a rejected sentence mentions only names of characters already introduced, and
   4. the hero is named again after the first sentence.
-So "Mia ... Tom smiled." fails when Tom was never introduced, and "Tom and Mia became good
-friends." fails when Mia is the hero (the grammar always names the hero first).
+So "Mia ... Tom smiled." fails when Tom was never introduced. Heroes and friends have
+separate names (grammar.py), so the friend's name in the hero's place ("Sam smiled." when Sam
+is the friend) is a grammar error instead: that sentence is rejected, and the story's names
+stay consistent, since Sam was introduced.
 
 Gender agreement: the share of stories whose hero is introduced, whose every introduced
 character has a name of the gender of the word introducing them (girl/boy, 女孩/男孩), and
@@ -51,18 +53,20 @@ def gender_of_words():
     genders = {}
     for grammar in GRAMMARS.values():
         for gender, forms in grammar.characters.items():
-            for word_class, words in forms.items():
-                for word in (words if word_class == "name" else (words,)):
-                    genders[word] = gender
+            genders.update({word: gender for word in forms.values()})
+        for names_by_gender in grammar.names.values():
+            for gender, names in names_by_gender.items():
+                genders.update({name: gender for name in names})
     return genders
 
 
 GENDER_OF = gender_of_words()
-NAMES = ascii_word_or_chinese(ENGLISH.words("name") + CHINESE.words("name"))
+NAMES = ascii_word_or_chinese([name for grammar in GRAMMARS.values()
+                               for role in grammar.names for name in grammar.words(f"{role}_name")])
 PRONOUNS = ascii_word_or_chinese(sorted({word for grammar in GRAMMARS.values()
                                          for forms in grammar.characters.values()
                                          for word_class, word in forms.items()
-                                         if word_class not in ("name", "child")}))
+                                         if word_class != "child"}))
 
 
 def split_sentences(story):
@@ -93,7 +97,7 @@ def story_language(story):
 
 
 def named_roles(parse):
-    """[(role, name)] for the name slots of a reading: [("hero", "Mia"), ("friend", "Tom")]."""
+    """[(role, name)] for the name slots of a reading: [("hero", "Mia"), ("friend", "Sam")]."""
     return [(slot.split(".")[0], word) for slot, word in parse.slots.items()
             if slot.endswith(".name")]
 
@@ -115,13 +119,11 @@ def introduced_hero(parses):
 
 def fits_cast(parse, cast):
     """Does each name slot of this reading hold a name its role already has, or introduce
-    a new character (not a second hero) under a name nobody has?"""
-    known_names = set().union(*cast.values())
+    a new character (a friend: the hero is introduced once)?"""
     for role, name in named_roles(parse):
         if name in cast.get(role, ()):
             continue
-        introduces = f"{role}.child" in parse.slots
-        if not introduces or role == "hero" or name in known_names:
+        if role == "hero" or f"{role}.child" not in parse.slots:
             return False
     return True
 

@@ -29,7 +29,8 @@ ENGLISH_SHARE = 0.65  # of the stories in a "mixed" corpus; the rest are Chinese
 
 LANGUAGES = ("en", "zh", "mixed")
 
-# A story is a list of parts. A part ending in "?" appears in half of the stories.
+# A story is a list of parts. A part ending in "?" appears in half of the stories. The plots:
+# an animal in trouble, a new friend, a lost thing.
 PLOTS = (
     ("intro", "trait", "trait?", "start", "find_pet", "pet_trouble", "help_pet", "pet_better",
      "pet_end?", "ending", "ending?"),
@@ -37,8 +38,6 @@ PLOTS = (
      "ending", "ending?"),
     ("intro", "trait", "has_thing", "likes_thing?", "start", "lose_thing", "sad?", "search",
      "find_thing", "thing_end", "ending?"),
-    ("intro", "trait", "start", "meet", "friend_trait", "find_pet", "pet_trouble", "help_pet",
-     "pet_better", "friend_end", "ending?"),
 )
 
 
@@ -47,11 +46,10 @@ def pick(rng, options):
     return options[int(rng.random() * len(options))]
 
 
-def new_character(rng, grammar, taken_names):
+def new_character(rng, grammar, role):
     gender = pick(rng, ("girl", "boy"))
-    forms = grammar.characters[gender]
-    character = {word_class: word for word_class, word in forms.items() if word_class != "name"}
-    character["name"] = pick(rng, [name for name in forms["name"] if name not in taken_names])
+    character = dict(grammar.characters[gender])  # child, pronouns
+    character["name"] = pick(rng, grammar.names[role][gender])
     character["trait"] = pick(rng, grammar.words("trait"))
     character["trait2"] = pick(rng, [t for t in grammar.words("trait") if t != character["trait"]])
     character["activity"] = pick(rng, grammar.words("activity"))
@@ -60,8 +58,8 @@ def new_character(rng, grammar, taken_names):
 
 def new_cast(rng, grammar):
     """Who and what the story is about: role -> {slot key -> word}."""
-    hero = new_character(rng, grammar, taken_names=())
-    friend = new_character(rng, grammar, taken_names=(hero["name"],))
+    hero = new_character(rng, grammar, "hero")
+    friend = new_character(rng, grammar, "friend")
     problem, help_ = pick(rng, grammar.pet_troubles)
     pet = {"animal": pick(rng, grammar.words("animal")), "color": pick(rng, grammar.words("color")),
            "size": pick(rng, grammar.words("size")), "problem": problem, "help": help_}

@@ -8,6 +8,8 @@ A slot `{role.word}` belongs to a story role (hero, friend, pet, thing, place): 
 fills it from the story's cast, so the hero has one name and one set of traits all story long.
 A slot `{word}` without a role is any word of its class, chosen afresh each time. The word
 class is the slot's word without a trailing digit: `trait2` is a second word of class `trait`.
+Names are the one exception: a role's name is a word of that role's names, so `{friend.name}`
+is a word of class `friend_name` (heroes and friends have separate names).
 
 The evaluator compiles every template to a regular expression in which a slot matches exactly
 the words of its class, so a sentence is accepted only if some template produces it.
@@ -39,6 +41,7 @@ class Grammar:
         self.language = language_module.LANGUAGE
         self.sentence_separator = language_module.SENTENCE_SEPARATOR
         self.characters = language_module.CHARACTERS
+        self.names = language_module.NAMES
         self.pet_troubles = language_module.PET_TROUBLES
         self.templates = language_module.TEMPLATES
         self.word_classes = build_word_classes(language_module)
@@ -63,12 +66,13 @@ class Grammar:
 
 
 def build_word_classes(language_module):
-    """Word class -> tuple of words. Gendered classes (name, child, he...) hold both genders."""
+    """Word class -> tuple of words. Gendered classes (child, he, ...) hold both genders."""
     classes = dict(language_module.WORDS)
     for forms in language_module.CHARACTERS.values():
-        for word_class, words in forms.items():
-            words = words if isinstance(words, tuple) else (words,)
-            classes[word_class] = tuple(dict.fromkeys(classes.get(word_class, ()) + words))
+        for word_class, word in forms.items():
+            classes[word_class] = classes.get(word_class, ()) + (word,)
+    for role, names_by_gender in language_module.NAMES.items():
+        classes[f"{role}_name"] = sum(names_by_gender.values(), ())
     classes["problem"] = tuple(problem for problem, _ in language_module.PET_TROUBLES)
     classes["help"] = tuple(help_ for _, help_ in language_module.PET_TROUBLES)
     return classes
@@ -76,8 +80,9 @@ def build_word_classes(language_module):
 
 def parse_slot(match):
     """A SLOT match -> (role or None, key in the role's dict such as "trait2", word class)."""
-    role, word_class, number = match.groups()
-    return role, word_class + number, word_class
+    role, word, number = match.groups()
+    word_class = f"{role}_name" if role and word == "name" else word
+    return role, word + number, word_class
 
 
 def compile_template(template, word_classes):
