@@ -43,10 +43,10 @@ class TrainSettings:
     tie_embeddings: bool = False
     # data
     seq_len: int = 128
-    batch_size: int = 16
+    batch_size: int = 8
     grad_accum: int = 1
     # optimisation
-    steps: int = 1000
+    steps: int = 1600
     optimizer: str = "adamw"
     lr: float = 3e-3
     min_lr: float = 3e-4
@@ -57,9 +57,9 @@ class TrainSettings:
     freeze: list = field(default_factory=list)  # parameter-name prefixes never updated
     # bookkeeping
     seed: int = 0
-    eval_interval: int = 100
+    eval_interval: int = 200
     eval_batches: int = 8
-    checkpoint_interval: int = 200
+    checkpoint_interval: int = 400
 
     def model_config(self, vocab_size):
         return LlamaConfig(vocab_size=vocab_size, dim=self.dim, n_layers=self.n_layers,
@@ -81,7 +81,8 @@ class TrainSettings:
 
 
 PRESETS = {
-    # The main job: a few minutes on 2 cores, on the bundled stories.
+    # The main job: about 3 minutes on 2 cores, on the bundled stories (1.6M tokens seen).
+    # Small batches learn the stories' names faster per token than large ones.
     "tiny": TrainSettings(),
     # llama2.c's stories15M shape (dim 288, 6 layers, 6 heads, hidden 768), our vocabulary.
     "dim288": TrainSettings(dim=288, n_layers=6, n_heads=6, hidden_dim=768, seq_len=256,

@@ -91,8 +91,8 @@ def run(args):
     save_checkpoint(model, out_dir / "model.npz", format="npz")
     show_loss_curve(out_dir)
     if args.samples:
-        show_samples(model, tokenizer, out_dir, args.samples, args.temperature, settings.seed,
-                     evaluate=is_stories)
+        show_samples(model, tokenizer, out_dir, args.samples, args.show, args.temperature,
+                     settings.seed, evaluate=is_stories)
 
 
 def show_loss_curve(out_dir):
@@ -106,16 +106,18 @@ def show_loss_curve(out_dir):
           + (f", validation loss {last['val_loss']:.3f}" if "val_loss" in last else ""))
 
 
-def show_samples(model, tokenizer, out_dir, count, temperature, seed, evaluate):
-    """Generate `count` stories from BOS alone, print them, and score them."""
-    print(f"\n{count} stories written by the model (temperature {temperature}):\n")
+def show_samples(model, tokenizer, out_dir, count, shown, temperature, seed, evaluate):
+    """Generate `count` stories from BOS alone, print `shown` of them, and score them all."""
+    print(f"\nstories written by the model (temperature {temperature}; all {count} in "
+          f"{out_dir / 'samples.txt'}):\n")
     stories = []
     for i in range(count):
         ids = generate(model, [tokenizer.bos_id], model.config.max_seq_len - 1,
                        temperature=temperature, seed=seed + i, eos_id=tokenizer.eos_id)
         story = tokenizer.decode([t for t in ids if t != tokenizer.eos_id]).strip()
         stories.append(story)
-        print(f"[{i + 1}] {story}\n")
+        if i < shown:
+            print(f"[{i + 1}] {story}\n")
     write_text_atomically(out_dir / "samples.txt", "\n\n".join(stories) + "\n")
     if evaluate:
         report = evaluate_stories(stories)
@@ -137,8 +139,9 @@ def add_command(subparsers):
     parser.add_argument("--resume", metavar="DIR", help="continue the run in DIR exactly")
     parser.add_argument("--stop-at", type=int, metavar="STEP", help="stop after this step (resumable)")
     parser.add_argument("--init-from", metavar="CHECKPOINT", help="start from these weights (fine-tuning)")
-    parser.add_argument("--samples", type=int, default=8, help="stories to generate at the end")
-    parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature for them")
+    parser.add_argument("--samples", type=int, default=40, help="stories to generate and score at the end")
+    parser.add_argument("--show", type=int, default=5, help="how many of them to print")
+    parser.add_argument("--temperature", type=float, default=0.6, help="sampling temperature for them")
     for name, kind, help_text in [
             ("steps", int, "optimizer steps"), ("batch-size", int, "sequences per micro-batch"),
             ("seq-len", int, "tokens per sequence"), ("grad-accum", int, "micro-batches per step"),

@@ -12,14 +12,6 @@ from .evaluate import evaluate_stories
 from .generate import CORPUS_SEED, CORPUS_STORIES, LANGUAGES, split_stories, write_corpus
 
 
-def add_command(subparsers):
-    """Register `data` with the `generate` and `evaluate` sub-commands."""
-    data = subparsers.add_parser("data", help="the bundled story corpus",
-                                 description="Generate or score the bundled story corpus.")
-    add_data_subcommands(data.add_subparsers(dest="data_command", required=True,
-                                             metavar="DATA_COMMAND"))
-
-
 def add_data_subcommands(data_subparsers):
     """Add `generate` and `evaluate` to an existing `data` sub-command group."""
     generate = data_subparsers.add_parser(

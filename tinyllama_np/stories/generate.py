@@ -16,10 +16,10 @@ gives the same file.
 """
 
 import hashlib
-import os
 import random
 import re
 
+from ..atomic import atomic_write
 from .grammar import CHINESE, ENGLISH, GRAMMARS, SLOT, parse_slot
 
 # The committed corpus (data/stories.txt): `write_corpus(path)` with these defaults.
@@ -133,8 +133,6 @@ def write_corpus(path, n=CORPUS_STORIES, seed=CORPUS_SEED, language="mixed"):
     if n < 1:
         raise ValueError(f"the number of stories must be at least 1, got {n}")
     data = join_stories(generate_stories(n, seed, language)).encode("utf-8")
-    temporary = f"{path}.tmp"
-    with open(temporary, "wb") as file:
+    with atomic_write(path) as file:
         file.write(data)
-    os.replace(temporary, path)
     return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,81 @@
+"""`tinyllama-np train` end to end on the bundled corpus (a few steps), and its bad input."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import tinyllama_np as tl
+
+ROOT = Path(__file__).resolve().parent.parent
+QUICK = ["--steps", "4", "--batch-size", "2", "--seq-len", "32", "--dim", "32", "--n-layers", "1",
+         "--n-heads", "2", "--eval-interval", "2", "--checkpoint-interval", "2"]
+
+
+def run_cli(*args):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "tinyllama_np", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_train_writes_a_complete_run_folder_and_generate_reads_it(tmp_path):
+    out = tmp_path / "run"
+    result = run_cli("train", "--out", str(out), "--samples", "3", "--show", "2", *QUICK)
+    assert result.returncode == 0, result.stderr
+    for name in ["model.npz", "train_state.npz", "log.jsonl", "tokenizer.model", "samples.txt",
+                 "samples.json", "run.json"]:
+        assert (out / name).is_file(), name
+    assert "grammar accepts" in result.stdout and "[2]" in result.stdout
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3, 4] and "val_loss" in log[1]
+    model = tl.load_checkpoint(out)
+    assert model.config.dim == 32 and model.config.vocab_size == 2048
+    generated = run_cli("generate", "--checkpoint", str(out), "--prompt", "Once", "--max-new-tokens",
+                        "5", "--seed", "0")
+    assert generated.returncode == 0, generated.stderr
+    assert generated.stdout.startswith("Once")
+
+
+def test_resume_from_the_command_line_is_exact(tmp_path):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert run_cli("train", "--out", str(straight), "--samples", "0", *QUICK).returncode == 0
+    assert run_cli("train", "--out", str(resumed), "--samples", "0", "--stop-at", "2", *QUICK).returncode == 0
+    result = run_cli("train", "--resume", str(resumed), "--samples", "0")
+    assert result.returncode == 0, result.stderr
+    a, b = np.load(straight / "model.npz"), np.load(resumed / "model.npz")
+    assert a.files == b.files
+    for name in a.files:
+        np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_bad_input_is_a_message_not_a_traceback(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("  \n")
+    short = tmp_path / "short.txt"
+    short.write_text("One tiny story.\n\nAnother one.\n")
+    cases = [
+        (["train", "--data", str(tmp_path / "missing.txt")], "does not exist"),
+        (["train", "--data", str(empty)], "is empty"),
+        (["train", "--data", str(short), "--vocab-size", "300", "--out", str(tmp_path / "s")],
+         "fewer than one sequence"),
+        (["train", "--preset", "huge"], "invalid choice"),
+        (["train", "--steps", "0", "--out", str(tmp_path / "z")], "steps must be at least 1"),
+        (["train", "--resume", str(tmp_path / "nothing")], "holds no training checkpoint"),
+    ]
+    for args, message in cases:
+        result = run_cli(*args)
+        assert result.returncode != 0, args
+        assert message in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr, args
+
+
+def test_an_existing_run_is_never_overwritten(tmp_path):
+    out = tmp_path / "run"
+    assert run_cli("train", "--out", str(out), "--samples", "0", *QUICK).returncode == 0
+    before = (out / "train_state.npz").read_bytes()
+    result = run_cli("train", "--out", str(out), *QUICK)
+    assert result.returncode != 0 and "already holds a training run" in result.stderr
+    assert (out / "train_state.npz").read_bytes() == before
