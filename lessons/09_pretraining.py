@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import tinyllama_np as tl
-from tinyllama_np.data import prepare_token_files, load_tokens, random_batch
+from tinyllama_np.data import load_tokens, prepare_token_files
 from tinyllama_np.optim import AdamW, learning_rate
 from tinyllama_np.plot import line_chart
 from tinyllama_np.train import TrainSettings, read_log, train

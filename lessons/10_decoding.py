@@ -24,6 +24,7 @@ import numpy as np
 import tinyllama_np as tl
 from tinyllama_np.beam_search import beam_search
 from tinyllama_np.generate import Decoder
+from tinyllama_np.optim import AdamW
 from tinyllama_np.sampling import next_token_probs, softmax, top_k_filter, top_p_filter
 
 rng = np.random.default_rng(0)
@@ -68,17 +69,12 @@ config = tl.LlamaConfig(vocab_size=len(chars), dim=64, n_layers=2, n_heads=4, n_
 model = tl.Llama(config, seed=0)
 print(f"{len(text)} characters, vocabulary of {len(chars)}: {''.join(chars)!r}")
 
-# Adam, written out: a running mean of the gradients (m) and of their squares (v).
-moments = {name: (np.zeros_like(p), np.zeros_like(p)) for name, p in model.params.items()}
+optimizer = AdamW(model.params, lr=3e-3, betas=(0.9, 0.999), weight_decay=0.0)  # lesson 09
 start = time.perf_counter()
 for step in range(1, 151):
     rows = rng.integers(0, len(data) - 33, size=16)[:, None] + np.arange(32)
     loss, grads = model.loss_and_grads(data[rows], data[rows + 1])
-    for name, param in model.params.items():
-        m, v = moments[name]
-        m += 0.1 * (grads[name] - m)
-        v += 0.001 * (grads[name] ** 2 - v)
-        param -= 3e-3 * (m / (1 - 0.9 ** step)) / (np.sqrt(v / (1 - 0.999 ** step)) + 1e-8)
+    optimizer.step(grads)
     if step == 1:
         first_loss = loss
     if step % 50 == 0:

@@ -1,7 +1,6 @@
 """`tinyllama-np generate`, with small stand-ins for the model and the tokenizer."""
 
 import io
-import os
 
 import numpy as np
 import pytest
@@ -134,33 +133,25 @@ def test_split_characters_are_held_back_until_complete():
     assert "".join(writes) == "你好!" and writes == ["你", "好", "!"]
 
 
-def test_command_line_loads_checkpoint_and_tokenizer(tmp_path, monkeypatch, capsys):
-    # The folder layout of a training run: DIR/model.npz with the tokenizer beside it.
-    model = make_model()
-    (tmp_path / "model.npz").write_bytes(b"")
-    calls = []
-
-    def fake_load_checkpoint(path):
-        calls.append(("checkpoint", path))
-        return model
-
-    def fake_load_tokenizer(path, vocab_size=None):
-        calls.append(("tokenizer", path))
-        return ByteTokenizer()
-
-    monkeypatch.setattr(tl, "load_checkpoint", fake_load_checkpoint, raising=False)
-    monkeypatch.setattr(tl, "load_tokenizer", fake_load_tokenizer, raising=False)
+def test_command_line_loads_checkpoint_and_tokenizer(tmp_path, capsys):
+    # The folder layout of a training run: DIR/model.npz with DIR/tokenizer.model beside it.
+    tokenizer = tl.BPETokenizer.train("ab ba abba baab " * 20, 262)
+    tokenizer.save(tmp_path / "tokenizer.model")
+    model = tl.Llama(tl.LlamaConfig(vocab_size=tokenizer.vocab_size, dim=16, n_layers=1,
+                                    n_heads=2, max_seq_len=32), seed=0)
+    tl.save_checkpoint(model, tmp_path / "model.npz")
     code = main(["generate", "--checkpoint", str(tmp_path), "--prompt", "ab",
                  "--strategy", "beam", "--max-new-tokens", "6"])
     assert code == 0
-    assert calls == [("checkpoint", os.path.join(str(tmp_path), "model.npz")),
-                     ("tokenizer", str(tmp_path))]
-    assert capsys.readouterr().out.startswith("ab")
+    expected = tl.generate(model, [tokenizer.bos_id] + tokenizer.encode("ab"), 6, num_beams=4)
+    expected = [t for t in expected if t != tokenizer.eos_id]
+    assert capsys.readouterr().out.startswith("ab" + tokenizer.decode(expected))
 
-    calls.clear()  # a checkpoint file: the tokenizer is looked for in its folder
-    main(["generate", "--checkpoint", str(tmp_path / "model.npz"), "--prompt", "a",
-          "--max-new-tokens", "2", "--seed", "0"])
-    assert calls == [("checkpoint", str(tmp_path / "model.npz")), ("tokenizer", str(tmp_path))]
+    # A checkpoint file: the tokenizer is looked for in its folder.
+    code = main(["generate", "--checkpoint", str(tmp_path / "model.npz"), "--prompt", "a",
+                 "--max-new-tokens", "2", "--seed", "0"])
+    assert code == 0
+    assert capsys.readouterr().out.startswith("a")
 
     code = main(["generate", "--checkpoint", str(tmp_path / "missing"), "--prompt", "a"])
     assert code == 1

@@ -10,8 +10,7 @@ import pytest
 
 import tinyllama_np as tl
 import tinyllama_np.nn.attention as attention_module
-from tinyllama_np.nn import CrossEntropyLoss, causal_mask, padding_mask
-from tinyllama_np.nn.feedforward import sigmoid
+from tinyllama_np.nn import CrossEntropyLoss, causal_mask
 
 
 def rmsnorm_without_projection_term(self, dy):

@@ -20,7 +20,9 @@ import os
 import sys
 import time
 
+from .checkpoint import load_checkpoint
 from .generate import generate_stream
+from .tokenizer import load_tokenizer
 
 STRATEGIES = ("greedy", "beam", "top-k", "top-p", "sample")
 DEFAULTS = {"num_beams": 4, "top_k": 40, "top_p": 0.9, "temperature": 1.0}
@@ -138,8 +140,6 @@ def generate_text(model, tokenizer, prompt, max_new_tokens, options, out, err,
 
 def load_model_and_tokenizer(checkpoint, tokenizer_path=None):
     """The model at `checkpoint` and the tokenizer beside it (or at tokenizer_path)."""
-    from . import load_checkpoint, load_tokenizer
-
     if not os.path.exists(checkpoint):
         raise FileNotFoundError(f"{checkpoint}: no such checkpoint file or folder")
     if os.path.isdir(checkpoint):

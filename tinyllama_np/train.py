@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_write, write_text_atomically
-from .data import load_tokens, random_batch
+from .data import random_batch
 from .model import Llama, LlamaConfig
 from .nn import CrossEntropyLoss
 from .optim import SGD, AdamW, clip_grad_norm, learning_rate

@@ -24,7 +24,7 @@ from .generate import generate
 from .plot import line_chart
 from .stories import evaluate_stories, split_stories
 from .tokenizer import BPETokenizer, load_tokenizer
-from .train import (PRESETS, STATE_FILE, TrainingError, load_state, read_log, settings_from_dict,
+from .train import (PRESETS, STATE_FILE, load_state, read_log, settings_from_dict,
                     train)
 
 BUNDLED_DATA = Path(__file__).resolve().parent.parent / "data"

@@ -17,7 +17,6 @@ import os
 
 import numpy as np
 
-from ..atomic import atomic_write  # noqa: F401  (the formats import it from here)
 
 
 def file_error(path, message):

@@ -23,7 +23,8 @@ import os
 
 import numpy as np
 
-from .files import atomic_write, file_error
+from ..atomic import atomic_write
+from .files import file_error
 from .safetensors import read_safetensors, write_safetensors
 from .tensors import StoredTensor, check_tensor_count, make_config, param_shapes
 

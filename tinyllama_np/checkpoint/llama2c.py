@@ -32,7 +32,8 @@ import struct
 import numpy as np
 
 from ..nn import rope_rotations
-from .files import atomic_write, file_error, map_file, read_bytes
+from ..atomic import atomic_write
+from .files import file_error, map_file, read_bytes
 from .tensors import StoredTensor, count_weights, make_config, param_shapes
 
 MAGIC = 0x616B3432  # "ak42" as a little-endian uint32: the file starts with b"24ka"

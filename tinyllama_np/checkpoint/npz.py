@@ -20,7 +20,8 @@ from dataclasses import fields
 import numpy as np
 
 from ..model import LlamaConfig
-from .files import atomic_write, file_error, map_file, read_bytes
+from ..atomic import atomic_write
+from .files import file_error, map_file, read_bytes
 from .tensors import StoredTensor, check_tensor_count, make_config, param_shapes
 
 CONFIG_MEMBER = "__config__"

@@ -19,7 +19,8 @@ import struct
 
 import numpy as np
 
-from .files import atomic_write, file_error, map_file, read_bytes
+from ..atomic import atomic_write
+from .files import file_error, map_file, read_bytes
 from .tensors import STORED_DTYPES, StoredTensor, float32_to_bfloat16
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # the reference implementation's limit too
