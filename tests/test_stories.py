@@ -5,8 +5,6 @@ import hashlib
 import os
 import random
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -273,13 +271,9 @@ def test_gendered_words_belong_to_one_gender():
 
 # --- the command line ----------------------------------------------------------------------
 
-def run_cli(*args):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "tinyllama_np", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
 
 
-def test_data_generate_then_evaluate(tmp_path):
+def test_data_generate_then_evaluate(tmp_path, run_cli):
     path = tmp_path / "zh.txt"
     result = run_cli("data", "generate", "--out", str(path), "--stories", "30", "--seed", "2",
                      "--language", "zh")
@@ -291,7 +285,7 @@ def test_data_generate_then_evaluate(tmp_path):
     assert "name consistency     1.000 (30 of 30 stories" in result.stdout
 
 
-def test_data_evaluate_bad_input_is_a_clear_error(tmp_path):
+def test_data_evaluate_bad_input_is_a_clear_error(tmp_path, run_cli):
     result = run_cli("data", "evaluate", str(tmp_path / "missing.txt"))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "missing.txt" in result.stderr

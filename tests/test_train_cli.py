@@ -1,27 +1,16 @@
 """`tinyllama-np train` end to end on the bundled corpus (a few steps), and its bad input."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 
 import tinyllama_np as tl
 
-ROOT = Path(__file__).resolve().parent.parent
 QUICK = ["--steps", "4", "--batch-size", "2", "--seq-len", "32", "--dim", "32", "--n-layers", "1",
          "--n-heads", "2", "--eval-interval", "2", "--checkpoint-interval", "2"]
 
 
-def run_cli(*args):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "tinyllama_np", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
-
-
-def test_train_writes_a_complete_run_folder_and_generate_reads_it(tmp_path):
+def test_train_writes_a_complete_run_folder_and_generate_reads_it(tmp_path, run_cli):
     out = tmp_path / "run"
     result = run_cli("train", "--out", str(out), "--samples", "3", "--show", "2", *QUICK)
     assert result.returncode == 0, result.stderr
@@ -39,7 +28,7 @@ def test_train_writes_a_complete_run_folder_and_generate_reads_it(tmp_path):
     assert generated.stdout.startswith("Once")
 
 
-def test_resume_from_the_command_line_is_exact(tmp_path):
+def test_resume_from_the_command_line_is_exact(tmp_path, run_cli):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     assert run_cli("train", "--out", str(straight), "--samples", "0", *QUICK).returncode == 0
     assert run_cli("train", "--out", str(resumed), "--samples", "0", "--stop-at", "2", *QUICK).returncode == 0
@@ -51,7 +40,7 @@ def test_resume_from_the_command_line_is_exact(tmp_path):
         np.testing.assert_array_equal(a[name], b[name])
 
 
-def test_bad_input_is_a_message_not_a_traceback(tmp_path):
+def test_bad_input_is_a_message_not_a_traceback(tmp_path, run_cli):
     empty = tmp_path / "empty.txt"
     empty.write_text("  \n")
     short = tmp_path / "short.txt"
@@ -72,7 +61,7 @@ def test_bad_input_is_a_message_not_a_traceback(tmp_path):
         assert "Traceback" not in result.stderr, args
 
 
-def test_an_existing_run_is_never_overwritten(tmp_path):
+def test_an_existing_run_is_never_overwritten(tmp_path, run_cli):
     out = tmp_path / "run"
     assert run_cli("train", "--out", str(out), "--samples", "0", *QUICK).returncode == 0
     before = (out / "train_state.npz").read_bytes()
