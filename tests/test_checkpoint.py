@@ -5,9 +5,6 @@ makes Hugging Face's rotate-half RoPE equal Meta's interleaved RoPE; the convert
 import json
 import os
 import struct
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,8 +13,6 @@ import tinyllama_np as tl
 from tinyllama_np.checkpoint import read_safetensors, rope_row_order, write_safetensors
 from tinyllama_np.checkpoint.tensors import (bfloat16_to_float32, count_weights,
                                              float32_to_bfloat16, param_shapes)
-
-ROOT = Path(__file__).resolve().parent.parent
 
 CONFIGS = {
     "mha_untied": tl.LlamaConfig(vocab_size=37, dim=24, n_layers=2, n_heads=4, hidden_dim=40,
@@ -402,13 +397,7 @@ def test_saving_over_an_existing_file_is_atomic(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------- the convert command
 
-def run_cli(*args):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "tinyllama_np", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
-
-
-def test_convert_command_chain(tmp_path):
+def test_convert_command_chain(tmp_path, run_cli):
     model = model_for("gqa_tied")
     tl.save_checkpoint(model, tmp_path / "a.npz")
     chain = [("a.npz", "b.bin", "llama2c"), ("b.bin", "c.bin", "llama2c-v1"),
@@ -421,7 +410,7 @@ def test_convert_command_chain(tmp_path):
     assert_same_params(tl.load_checkpoint(tmp_path / "e.npz"), model)
 
 
-def test_convert_command_reports_bad_input_without_traceback(tmp_path):
+def test_convert_command_reports_bad_input_without_traceback(tmp_path, run_cli):
     (tmp_path / "junk.bin").write_bytes(b"\x01\x02\x03 not a checkpoint at all")
     result = run_cli("convert", str(tmp_path / "junk.bin"), str(tmp_path / "out.npz"),
                      "--format", "npz")
