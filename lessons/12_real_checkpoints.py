@@ -26,6 +26,7 @@ import time
 import numpy as np
 
 import tinyllama_np as tl
+from tinyllama_np.optim import AdamW
 
 rng = np.random.default_rng(0)
 workdir = tempfile.mkdtemp(prefix="lesson12_")
@@ -63,13 +64,11 @@ model = tl.Llama(config, seed=0)
 starts = rng.integers(0, 32, size=(16, 1))
 tokens = (starts + np.arange(17)) % 32
 inputs, targets = tokens[:, :-1], tokens[:, 1:]
-velocity = {name: np.zeros_like(p) for name, p in model.params.items()}
+optimizer = AdamW(model.params, lr=1e-2, weight_decay=0.0)  # lesson 09
 start = time.perf_counter()
 for step in range(121):
     loss, grads = model.loss_and_grads(inputs, targets)
-    for name, param in model.params.items():
-        velocity[name] = 0.9 * velocity[name] + grads[name]
-        param -= 0.05 * velocity[name]
+    optimizer.step(grads)
 print(f"trained {model.num_params():,} parameters for 120 steps in "
       f"{time.perf_counter() - start:.1f} s, loss {loss:.3f}")
 assert loss < 0.5
