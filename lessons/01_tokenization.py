@@ -21,7 +21,7 @@ import regex
 
 import tinyllama_np as tl
 from tinyllama_np.tokenizer import GPT2_PATTERN, LLAMA3_PATTERN
-from tinyllama_np.tokenizer.bench import mixed_text
+from tinyllama_np.bench.tokenizer import mixed_text
 
 # %% [markdown]
 # ## 1. Text is bytes

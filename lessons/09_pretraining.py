@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 
 import tinyllama_np as tl
-from tinyllama_np.data import load_tokens, prepare_token_files
-from tinyllama_np.optim import AdamW, learning_rate
+from tinyllama_np.training.data import load_tokens, prepare_token_files
+from tinyllama_np.training.optim import AdamW, learning_rate
 from tinyllama_np.plot import line_chart
-from tinyllama_np.train import TrainSettings, read_log, train
+from tinyllama_np.training.loop import TrainSettings, read_log, train
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 tokenizer = tl.load_tokenizer(DATA / "tokenizer.model")
@@ -47,7 +47,7 @@ for position, (i, t) in enumerate(zip(inputs, targets)):
 
 # %% [markdown]
 # ## One AdamW step, by hand
-# For one weight w with gradient g, after t steps (lesson: tinyllama_np/optim.py):
+# For one weight w with gradient g, after t steps (lesson: tinyllama_np/training/optim.py):
 #   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
 #   w -= lr * ( (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps) + wd * w )
 

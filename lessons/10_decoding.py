@@ -22,10 +22,10 @@ import time
 import numpy as np
 
 import tinyllama_np as tl
-from tinyllama_np.beam_search import beam_search
-from tinyllama_np.generate import Decoder
-from tinyllama_np.optim import AdamW
-from tinyllama_np.sampling import next_token_probs, softmax, top_k_filter, top_p_filter
+from tinyllama_np.generation.beam_search import beam_search
+from tinyllama_np.generation.generate import Decoder
+from tinyllama_np.training.optim import AdamW
+from tinyllama_np.generation.sampling import next_token_probs, softmax, top_k_filter, top_p_filter
 
 rng = np.random.default_rng(0)
 
@@ -230,7 +230,7 @@ assert full_time > cached_time
 # %% [markdown]
 # ## Exercise
 # 1. Min-p sampling keeps the tokens whose probability is at least min_p times the top
-#    token's. Write `min_p_filter(probs, min_p)` next to top_p_filter in sampling.py and
+#    token's. Write `min_p_filter(probs, min_p)` next to top_p_filter in generation/sampling.py and
 #    compare the kept sets after "the cat " and after "the cat sat on the m".
 # 2. Run beam search with num_beams = 1: which strategy is that? And with more beams than
 #    tokens in the vocabulary, what is it then?

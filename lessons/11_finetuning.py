@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 import tinyllama_np as tl
-from tinyllama_np.data import load_tokens, prepare_token_files
-from tinyllama_np.train import TrainSettings, evaluate, frozen_names, train
+from tinyllama_np.training.data import load_tokens, prepare_token_files
+from tinyllama_np.training.loop import TrainSettings, evaluate, frozen_names, train
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 tokenizer = tl.load_tokenizer(DATA / "tokenizer.model")

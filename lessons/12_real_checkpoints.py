@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 import tinyllama_np as tl
-from tinyllama_np.optim import AdamW
+from tinyllama_np.training.optim import AdamW
 
 rng = np.random.default_rng(0)
 workdir = tempfile.mkdtemp(prefix="lesson12_")

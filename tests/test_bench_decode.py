@@ -1,6 +1,6 @@
 """`tinyllama-np bench --suite decode` runs and reports what it should (no speed is asserted)."""
 
-from tinyllama_np import bench_decode
+from tinyllama_np.bench import decode as bench_decode
 from tinyllama_np.cli import main
 
 

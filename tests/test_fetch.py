@@ -7,8 +7,8 @@ import threading
 import numpy as np
 import pytest
 
-from tinyllama_np import fetch as fetch_module
-from tinyllama_np.data import load_tokens
+from tinyllama_np.training import fetch as fetch_module
+from tinyllama_np.training.data import load_tokens
 from tinyllama_np.tokenizer import BPETokenizer
 
 STORIES = "<|endoftext|>".join(

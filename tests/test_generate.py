@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import tinyllama_np as tl
-from tinyllama_np.beam_search import beam_search
-from tinyllama_np.generate import Decoder
-from tinyllama_np.sampling import (apply_repetition_penalty, next_token_probs, sample,
+from tinyllama_np.generation.beam_search import beam_search
+from tinyllama_np.generation.generate import Decoder
+from tinyllama_np.generation.sampling import (apply_repetition_penalty, next_token_probs, sample,
                                    top_k_filter, top_p_filter)
 
 

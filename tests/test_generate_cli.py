@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tinyllama_np as tl
-from tinyllama_np import generate_cli
+from tinyllama_np.cli import generate as generate_cli
 from tinyllama_np.cli import build_parser, main
 
 

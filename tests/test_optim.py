@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from tinyllama_np.optim import SGD, AdamW, clip_grad_norm, learning_rate
+from tinyllama_np.training.optim import SGD, AdamW, clip_grad_norm, learning_rate
 
 
 def test_adamw_matches_the_formulas():

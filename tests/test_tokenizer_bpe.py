@@ -10,7 +10,7 @@ import regex
 
 import tinyllama_np as tl
 from tinyllama_np.tokenizer import GPT2_PATTERN, LLAMA3_PATTERN, LLAMA3_SPECIAL_TOKENS
-from tinyllama_np.tokenizer.bench import mixed_text
+from tinyllama_np.bench.tokenizer import mixed_text
 from tinyllama_np.tokenizer.bpe_train import train_bpe
 
 SAMPLE = (mixed_text(40_000, seed=3)

@@ -7,8 +7,8 @@ import sys
 import pytest
 
 import tinyllama_np as tl
-from tinyllama_np.tokenizer import cli as tokenizer_cli
-from tinyllama_np.tokenizer.bench import mixed_text
+from tinyllama_np.cli import tokenizer as tokenizer_cli
+from tinyllama_np.bench.tokenizer import mixed_text
 
 from test_tokenizer_llama2c import tokenizer_bin_bytes
 

@@ -10,7 +10,7 @@ import pytest
 
 import tinyllama_np as tl
 from tinyllama_np.tokenizer import GPT2_PATTERN, LLAMA3_PATTERN
-from tinyllama_np.tokenizer.bench import mixed_text
+from tinyllama_np.bench.tokenizer import mixed_text
 
 tiktoken = pytest.importorskip("tiktoken")
 

@@ -10,7 +10,7 @@ import pytest
 import tinyllama_np as tl
 
 torch = pytest.importorskip("torch")
-from tinyllama_np.reference_torch import TorchLlama  # noqa: E402
+from tinyllama_np.bench.reference_torch import TorchLlama  # noqa: E402
 
 
 @pytest.mark.parametrize("overrides", [

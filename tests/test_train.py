@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from tinyllama_np import data as data_module
+from tinyllama_np.training import data as data_module
 from tinyllama_np.nn import CrossEntropyLoss
-from tinyllama_np.train import STATE_FILE, TrainingError, TrainSettings, load_state, read_log, train
+from tinyllama_np.training.loop import STATE_FILE, TrainingError, TrainSettings, load_state, read_log, train
 
 
 def counting_tokens(n, vocab_size=20, seed=0):

@@ -1,10 +1,9 @@
 """tinyllama_np: a pure-NumPy, educational reference implementation of LLaMA."""
 
 from .checkpoint import checkpoint_format, load_checkpoint, save_checkpoint
-from .generate import generate, generate_stream
+from .generation import KVCache, generate, generate_stream
 from .gradcheck import gradcheck
-from .kv_cache import KVCache
-from .model import Llama, LlamaConfig, TransformerBlock, default_hidden_dim
+from .models import Llama, LlamaConfig, TransformerBlock, default_hidden_dim
 from .nn import (MLP, CrossEntropyLoss, Embedding, LayerNorm, Linear, Module,
                  MultiHeadAttention, RMSNorm, RoPE, ScaledDotProductAttention,
                  SinusoidalPositions, Softmax, SwiGLU, causal_mask, padding_mask,

@@ -16,8 +16,8 @@ import time
 
 import numpy as np
 
-from .generate import generate_stream
-from .model import Llama, LlamaConfig
+from ..generation import generate_stream
+from ..models import Llama, LlamaConfig
 
 DECODE_CONFIGS = {
     "small": LlamaConfig(vocab_size=512, dim=64, n_layers=4, n_heads=4, n_kv_heads=2,

@@ -1,15 +1,6 @@
-"""`tinyllama-np bench`: how fast is the model here, and how does it compare with PyTorch?
-
-    tinyllama-np bench                 every suite below, on every configuration
-    tinyllama-np bench --suite model   forward+backward tokens/s and peak memory
-    tinyllama-np bench --suite train   training steps (forward, backward, clip, AdamW)
-    tinyllama-np bench --suite decode  generation tokens/s, with and without the KV cache
-    tinyllama-np bench --steps 10      more timed steps (the median is reported)
-
-When torch is installed (`pip install torch==2.13.0`; never a dependency), the same model
-with the same weights runs in PyTorch eager mode too, in alternating steps back to back,
-and the ratio is printed. Thread counts are reported, never changed: set
-OPENBLAS_NUM_THREADS / torch's threads yourself to compare other settings.
+"""The `model` and `train` suites of `tinyllama-np bench`: one forward+backward (or a whole
+training step with clipping and AdamW) timed here and, when torch is installed, the same step
+of the same model in PyTorch eager mode, in alternation, so both see the same machine.
 """
 
 import os
@@ -19,9 +10,8 @@ import tracemalloc
 
 import numpy as np
 
-from . import bench_decode
-from .model import Llama, LlamaConfig
-from .optim import AdamW, clip_grad_norm
+from ..models import Llama, LlamaConfig
+from ..training.optim import AdamW, clip_grad_norm
 
 PAUSE_BETWEEN_LIBRARIES = 0.3  # seconds
 
@@ -165,33 +155,3 @@ def bench_step(name, suite, steps, use_torch, out=print):
         out(f"  ratio tinyllama_np / PyTorch: {our_rate / their_rate:.2f}")
         result["torch_tokens_per_s"] = their_rate
     return result
-
-
-def run(args):
-    if args.steps < 1:
-        raise ValueError(f"--steps must be at least 1, got {args.steps}")
-    print(f"thread settings: {thread_settings()}")
-    peak = measure_matmul_peak()
-    print(f"float32 matrix-product peak here: {peak / 1e9:.0f} GFLOP/s (1024x1024 @ 1024x1024)")
-    for suite in args.suite:
-        for name in args.configs:
-            if suite == "decode":
-                bench_decode.bench_decode(name, args.steps)
-                continue
-            result = bench_step(name, suite, args.steps, use_torch=not args.no_torch)
-            mfu = result["tokens_per_s"] * result["flops_per_token"] / peak
-            print(f"  model FLOPs utilisation: {100 * mfu:.0f}% of that peak "
-                  f"({result['flops_per_token'] / 1e6:.1f} MFLOP of matrix products per token)")
-
-
-def add_command(subparsers):
-    parser = subparsers.add_parser("bench", help="measure tokens/s and memory (vs PyTorch if installed)",
-                                   description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=5, help="timed steps per configuration")
-    parser.add_argument("--configs", nargs="+", default=list(BENCH_CONFIGS), choices=list(BENCH_CONFIGS),
-                        help="which configurations to run")
-    parser.add_argument("--suite", nargs="+", default=list(SUITES), choices=list(SUITES),
-                        help="model: forward+backward; train: full training steps; "
-                        "decode: generation with and without the KV cache")
-    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
-    parser.set_defaults(run=run)

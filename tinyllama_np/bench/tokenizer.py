@@ -8,7 +8,7 @@ run measures the same input.
 import random
 import time
 
-from .bpe import BPETokenizer
+from ..tokenizer.bpe import BPETokenizer
 
 ENGLISH_WORDS = """
 the a an and or but so because when while after before if then there here this that

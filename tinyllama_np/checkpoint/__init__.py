@@ -11,7 +11,8 @@ One file per idea:
     llama2c.py       llama2.c .bin, legacy and version 1
     safetensors.py   the safetensors file format, by hand
     huggingface.py   Hugging Face LLaMA folders: config.json, names, RoPE row order, shards
-    convert.py       the `tinyllama-np convert` command
+
+The `tinyllama-np convert` command is in cli/convert.py.
 """
 
 from .formats import FORMATS, checkpoint_format, load_checkpoint, save_checkpoint

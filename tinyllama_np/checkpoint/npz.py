@@ -19,7 +19,7 @@ from dataclasses import fields
 
 import numpy as np
 
-from ..model import LlamaConfig
+from ..models import LlamaConfig
 from ..atomic import atomic_write
 from .files import file_error, map_file, read_bytes
 from .tensors import StoredTensor, check_tensor_count, make_config, param_shapes

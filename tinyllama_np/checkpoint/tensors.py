@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..model import Llama, LlamaConfig
+from ..models import Llama, LlamaConfig
 from .files import file_error
 
 # The RoPE table has one row per position; a corrupt header claiming 2**31 positions must not

@@ -10,7 +10,7 @@ float32 model, which is exact for every stored dtype except float64 npz files.
 
 import time
 
-from .formats import FORMATS, checkpoint_format, load_checkpoint, save_checkpoint
+from ..checkpoint.formats import FORMATS, checkpoint_format, load_checkpoint, save_checkpoint
 
 
 def add_command(subparsers):

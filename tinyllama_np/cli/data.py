@@ -1,19 +1,25 @@
-"""`tinyllama-np data generate` and `tinyllama-np data evaluate`: the bundled story corpus.
+"""`tinyllama-np data generate|evaluate|fetch`: the bundled story corpus and public corpora.
 
     tinyllama-np data generate --out data/stories.txt     the committed corpus, bit for bit
     tinyllama-np data generate --out zh.txt --stories 100 --seed 7 --language zh
     tinyllama-np data evaluate samples.txt                grammar and name scores of a text
+    tinyllama-np data fetch tinyshakespeare               download, verify and prepare a corpus
 """
 
 import json
 import os
+from pathlib import Path
 
-from .evaluate import evaluate_stories
-from .generate import CORPUS_SEED, CORPUS_STORIES, LANGUAGES, split_stories, write_corpus
+from ..stories import evaluate_stories, format_report, split_stories, write_corpus
+from ..stories.generate import CORPUS_SEED, CORPUS_STORIES, LANGUAGES
+from ..training import fetch
 
 
-def add_data_subcommands(data_subparsers):
-    """Add `generate` and `evaluate` to an existing `data` sub-command group."""
+def add_command(subparsers):
+    data = subparsers.add_parser("data", help="corpora: generate, evaluate, fetch",
+                                 description="The bundled story corpus and public corpora.")
+    data_subparsers = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
+
     generate = data_subparsers.add_parser(
         "generate", help="write generated children's stories to a file",
         description="Write generated stories, one per line with a blank line between them. "
@@ -31,6 +37,17 @@ def add_data_subcommands(data_subparsers):
     evaluate.add_argument("file", help="a UTF-8 text file, stories separated by blank lines")
     evaluate.add_argument("--json", action="store_true", help="print the scores as JSON")
     evaluate.set_defaults(run=run_evaluate)
+
+    fetch_parser = data_subparsers.add_parser(
+        "fetch", help="download and prepare a public corpus",
+        description=fetch.__doc__.split("\n\n")[0])
+    fetch_parser.add_argument("name", choices=list(fetch.SOURCES))
+    fetch_parser.add_argument("--url", help="download from this address instead (a mirror)")
+    fetch_parser.add_argument("--cache", type=Path, help="cache folder (default "
+                              "$TINYLLAMA_NP_CACHE or ~/.cache/tinyllama_np)")
+    fetch_parser.add_argument("--vocab-size", type=int, default=2048,
+                              help="tokenizer vocabulary size")
+    fetch_parser.set_defaults(run=run_fetch)
 
 
 def run_generate(args):
@@ -56,26 +73,6 @@ def run_evaluate(args):
     print(json.dumps(report, ensure_ascii=False, indent=2) if args.json else format_report(report))
 
 
-def format_report(report):
-    """The scores of evaluate_stories as a few lines of text."""
-    def by_language(key):
-        parts = [f"{language} {summary[key]:.3f}" for language, summary in
-                 report["by_language"].items() if summary["stories"]]
-        return f"; {', '.join(parts)}" if len(parts) > 1 else ""
-
-    counts = ", ".join(f"{language} {summary['stories']}"
-                       for language, summary in report["by_language"].items())
-    lines = [
-        f"stories              {report['stories']} ({counts})",
-        f"sentence acceptance  {report['sentence_acceptance']:.3f} ({report['accepted_sentences']} "
-        f"of {report['sentences']} sentences{by_language('sentence_acceptance')})",
-        f"name consistency     {report['name_consistency']:.3f} "
-        f"({report['name_consistent_stories']} of {report['stories']} stories"
-        f"{by_language('name_consistency')})",
-        f"gender agreement     {report['gender_agreement']:.3f}{by_language('gender_agreement')}",
-        f"unfinished endings   {report['unfinished_endings']} (not counted as sentences)",
-    ]
-    if report["rejected_examples"]:
-        lines.append("rejected sentences, for example:")
-        lines += [f"  {sentence}" for sentence in report["rejected_examples"]]
-    return "\n".join(lines)
+def run_fetch(args):
+    fetch.fetch(args.name, url=args.url, root=args.cache)
+    fetch.prepare(args.name, vocab_size=args.vocab_size, root=args.cache)

@@ -20,9 +20,9 @@ import os
 import sys
 import time
 
-from .checkpoint import load_checkpoint
-from .generate import generate_stream
-from .tokenizer import load_tokenizer
+from ..checkpoint import load_checkpoint
+from ..generation import generate_stream
+from ..tokenizer import load_tokenizer
 
 STRATEGIES = ("greedy", "beam", "top-k", "top-p", "sample")
 DEFAULTS = {"num_beams": 4, "top_k": 40, "top_p": 0.9, "temperature": 1.0}

@@ -14,11 +14,11 @@ import os
 import sys
 import time
 
-from .bench import mixed_text, run_bench
-from .bpe import BPETokenizer
-from .load import load_tokenizer
-from .patterns import BEGIN_OF_TEXT, END_OF_TEXT, PATTERNS
-from .rank_file import sidecar_path
+from ..bench.tokenizer import mixed_text, run_bench
+from ..tokenizer.bpe import BPETokenizer
+from ..tokenizer.load import load_tokenizer
+from ..tokenizer.patterns import BEGIN_OF_TEXT, END_OF_TEXT, PATTERNS
+from ..tokenizer.rank_file import sidecar_path
 
 
 def add_command(subparsers):

@@ -16,40 +16,16 @@ import json
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from . import fetch
-from .atomic import write_text_atomically
-from .checkpoint import load_checkpoint, save_checkpoint
-from .data import load_tokens, prepare_token_files, read_text, split_documents
-from .generate import generate
-from .plot import line_chart
-from .stories import evaluate_stories, split_stories
-from .tokenizer import BPETokenizer, load_tokenizer
-from .train import (PRESETS, STATE_FILE, load_state, read_log, settings_from_dict,
-                    train)
-
-BUNDLED_DATA = Path(__file__).resolve().parent.parent / "data"
-BUNDLED_NAME = "stories"
-
-
-def resolve_corpus(data, vocab_size, out_dir, log=print):
-    """(documents, tokenizer, is_bundled_stories) for --data: 'stories', a fetched name, or a file."""
-    if data == BUNDLED_NAME:
-        text_path = BUNDLED_DATA / "stories.txt"
-        if not text_path.is_file():
-            raise FileNotFoundError(f"the bundled corpus {text_path} is missing: run from a source "
-                                    "checkout installed with `pip install -e .`, or pass --data FILE")
-        return split_stories(read_text(text_path)), load_tokenizer(BUNDLED_DATA / "tokenizer.model"), True
-    if data in fetch.SOURCES:
-        raw = fetch.verify(data)
-        tokenizer_path = raw.parent / "tokenizer.model"
-        if not tokenizer_path.is_file():
-            raise FileNotFoundError(f"{data} is downloaded but not prepared; run: tinyllama-np data fetch {data}")
-        documents = split_documents(read_text(raw), fetch.SOURCES[data].separator)
-        return documents, load_tokenizer(tokenizer_path), False
-    documents = split_documents(read_text(data))
-    log(f"training a {vocab_size}-token BPE tokenizer on {data}")
-    return documents, BPETokenizer.train("\n\n".join(documents), vocab_size), False
-
+from ..atomic import write_text_atomically
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..generation import generate
+from ..plot import line_chart
+from ..stories import evaluate_stories
+from ..tokenizer import load_tokenizer
+from ..training import fetch
+from ..training.corpus import BUNDLED_NAME, resolve_corpus
+from ..training.data import load_tokens, prepare_token_files
+from ..training.loop import PRESETS, STATE_FILE, load_state, read_log, settings_from_dict, train
 
 def settings_for(args):
     """The preset, with every flag the user gave on top."""
@@ -75,7 +51,7 @@ def run(args):
                              f"--resume {out_dir}, or choose another --out")
         settings = settings_for(args)
         settings.check()
-        documents, tokenizer, is_stories = resolve_corpus(args.data, args.vocab_size, out_dir)
+        documents, tokenizer, is_stories = resolve_corpus(args.data, args.vocab_size)
         # Everything is checked before anything is written.
         prepare_token_files(documents, tokenizer, out_dir / "data")
         tokenizer.save(out_dir / "tokenizer.model")

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .nn import (CrossEntropyLoss, Embedding, Linear, Module, MultiHeadAttention, RMSNorm,
+from ..nn import (CrossEntropyLoss, Embedding, Linear, Module, MultiHeadAttention, RMSNorm,
                  SwiGLU, causal_mask, rope_rotations)
 
 # LLaMA rounds the SwiGLU hidden size up to a multiple of this. Meta's large models use 256;

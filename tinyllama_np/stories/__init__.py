@@ -5,11 +5,12 @@
     chinese.py    the Chinese words and templates
     generate.py   stories from a seed; the corpus file format
     evaluate.py   sentence acceptance, name consistency and gender agreement of any text
-    commands.py   `tinyllama-np data generate` and `tinyllama-np data evaluate`
+
+The commands `tinyllama-np data generate` and `data evaluate` are in cli/data.py.
 """
 
-from .commands import format_report
-from .evaluate import check_sentence, evaluate_stories, parse_sentence, split_sentences
+from .evaluate import (check_sentence, evaluate_stories, format_report, parse_sentence,
+                       split_sentences)
 from .generate import (CORPUS_SEED, CORPUS_STORIES, generate_stories, join_stories,
                        split_stories, write_corpus)
 from .grammar import CHINESE, ENGLISH, Grammar

@@ -220,3 +220,28 @@ def evaluate_stories(stories, examples=5):
     report["rejected_examples"] = [sentence for score in scores
                                    for sentence in score.rejected][:examples]
     return report
+
+
+def format_report(report):
+    """The scores of evaluate_stories as a few lines of text."""
+    def by_language(key):
+        parts = [f"{language} {summary[key]:.3f}" for language, summary in
+                 report["by_language"].items() if summary["stories"]]
+        return f"; {', '.join(parts)}" if len(parts) > 1 else ""
+
+    counts = ", ".join(f"{language} {summary['stories']}"
+                       for language, summary in report["by_language"].items())
+    lines = [
+        f"stories              {report['stories']} ({counts})",
+        f"sentence acceptance  {report['sentence_acceptance']:.3f} ({report['accepted_sentences']} "
+        f"of {report['sentences']} sentences{by_language('sentence_acceptance')})",
+        f"name consistency     {report['name_consistency']:.3f} "
+        f"({report['name_consistent_stories']} of {report['stories']} stories"
+        f"{by_language('name_consistency')})",
+        f"gender agreement     {report['gender_agreement']:.3f}{by_language('gender_agreement')}",
+        f"unfinished endings   {report['unfinished_endings']} (not counted as sentences)",
+    ]
+    if report["rejected_examples"]:
+        lines.append("rejected sentences, for example:")
+        lines += [f"  {sentence}" for sentence in report["rejected_examples"]]
+    return "\n".join(lines)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write
+from ..atomic import atomic_write
 
 STORY_SEPARATOR = "\n\n"  # the bundled corpus: stories separated by a blank line
 

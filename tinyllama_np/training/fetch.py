@@ -1,4 +1,4 @@
-"""Download public corpora for users with internet: `tinyllama-np data fetch NAME`.
+"""Download public corpora for users with internet (`tinyllama-np data fetch NAME`).
 
 Each download is checked against a SHA-256 hash: the published one where known, otherwise
 the hash recorded on the first download ("trust on first use"), verified on every later
@@ -17,7 +17,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from .atomic import write_text_atomically
+from ..atomic import write_text_atomically
 from .data import prepare_token_files, read_text, split_documents
 
 
@@ -132,7 +132,7 @@ def verify(name, root=None):
 
 def prepare(name, vocab_size=2048, root=None, log=print):
     """Train a tokenizer on the cached text and tokenise it: folder with tokenizer and tokens."""
-    from .tokenizer import BPETokenizer
+    from ..tokenizer import BPETokenizer
     root = Path(root or cache_root())
     raw = verify(name, root)
     folder = raw.parent
@@ -143,19 +143,3 @@ def prepare(name, vocab_size=2048, root=None, log=print):
     log(f"{name}: {len(documents)} documents; tokenizer ({vocab_size} tokens) and token "
         f"files written to {folder}")
     return folder
-
-
-def run_fetch(args):
-    fetch(args.name, url=args.url, root=args.cache)
-    prepare(args.name, vocab_size=args.vocab_size, root=args.cache)
-
-
-def add_fetch_subcommand(data_subparsers):
-    parser = data_subparsers.add_parser("fetch", help="download and prepare a public corpus",
-                                        description=__doc__.split("\n\n")[0])
-    parser.add_argument("name", choices=list(SOURCES))
-    parser.add_argument("--url", help="download from this address instead (a mirror)")
-    parser.add_argument("--cache", type=Path, help="cache folder (default $TINYLLAMA_NP_CACHE "
-                        "or ~/.cache/tinyllama_np)")
-    parser.add_argument("--vocab-size", type=int, default=2048, help="tokenizer vocabulary size")
-    parser.set_defaults(run=run_fetch)

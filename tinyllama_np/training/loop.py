@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write, write_text_atomically
+from ..atomic import atomic_write, write_text_atomically
 from .data import random_batch
-from .model import Llama, LlamaConfig
-from .nn import CrossEntropyLoss
+from ..models import Llama, LlamaConfig
+from ..nn import CrossEntropyLoss
 from .optim import SGD, AdamW, clip_grad_norm, learning_rate
 
 STATE_FILE = "train_state.npz"

@@ -1,0 +1,1 @@
+"""`tinyllama-np bench`: the benchmark suites, and the PyTorch reference they compare with."""

@@ -1,0 +1,4 @@
+"""Generation: the KV cache, the sampling strategies, beam search, and the loop that uses them."""
+
+from .generate import Decoder, generate, generate_stream
+from .kv_cache import KVCache
