@@ -78,7 +78,7 @@ print("\nradians per position for each pair:", np.round(freqs, 4))
 
 # %% [markdown]
 # Meta's convention pairs neighbours (x0, x1), (x2, x3), ...; Hugging Face's checkpoints pair
-# x[i] with x[i + d/2] ("rotate half") and permute the rows of wq and wk to match. Lesson 12
+# x[i] with x[i + d/2] ("rotate half") and permute the rows of wq and wk to match. Lesson 15
 # shows that permutation.
 #
 # ## Check the backward passes

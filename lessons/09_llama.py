@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Lesson 08: the whole LLaMA
+# # Lesson 10: the whole LLaMA
 #
 # The components of lessons 02-07 composed into the model of the seed chapter's section 1.3.
 # (A correction to the chapter: LLaMA stands for "Large Language Model Meta AI". It is a
@@ -10,7 +10,7 @@
 #     block:  h   = x + attention(attention_norm(x))        (pre-norm, residual)
 #             out = h + feed_forward(ffn_norm(h))
 #
-# Run:  python lessons/08_llama.py
+# Run:  python lessons/09_llama.py
 
 # %%
 import time

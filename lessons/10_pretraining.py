@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Lesson 09: pre-training (预训练)
+# # Lesson 14: pre-training (预训练)
 #
 # Seed chapter, section 3.2.1 lists three pre-training objectives:
 #
@@ -13,7 +13,7 @@
 # This lesson: the CLM targets, one AdamW step by hand, the learning-rate schedule, the
 # "overfit one batch" sanity check, and a real (short) pre-training run on the bundled stories.
 #
-# Run:  python lessons/09_pretraining.py
+# Run:  python lessons/10_pretraining.py
 
 # %%
 import tempfile

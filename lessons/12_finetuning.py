@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Lesson 11: fine-tuning by freezing layers (微调)
+# # Lesson 15: fine-tuning by freezing layers (微调)
 #
 # Seed chapter, section 3.2.2: after pre-training, a model is adapted to a new task or domain
 # with a smaller data set; often most layers are "frozen" (冻结) and only the last ones are
@@ -12,7 +12,7 @@
 #   (b) full: every parameter is trained;
 #   (c) from scratch: a fresh model trained on the Chinese set only, for the same steps.
 #
-# Run:  python lessons/11_finetuning.py
+# Run:  python lessons/12_finetuning.py
 
 # %%
 import tempfile

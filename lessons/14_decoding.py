@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Lesson 10: decoding, from next-token probabilities to text
+# # Lesson 14: decoding, from next-token probabilities to text
 #
 # Seed chapter, section 3.3 (生成策略, generation strategies). A language model such as
 # LLaMA (a decoder-only Transformer: no encoder) only ever gives one thing: a probability
@@ -14,7 +14,7 @@
 #
 # and, on top of all of them, the KV cache makes every step cheap.
 #
-# Run:  python lessons/10_decoding.py
+# Run:  python lessons/14_decoding.py
 
 # %%
 import time
@@ -69,7 +69,7 @@ config = tl.LlamaConfig(vocab_size=len(chars), dim=64, n_layers=2, n_heads=4, n_
 model = tl.Llama(config, seed=0)
 print(f"{len(text)} characters, vocabulary of {len(chars)}: {''.join(chars)!r}")
 
-optimizer = AdamW(model.params, lr=3e-3, betas=(0.9, 0.999), weight_decay=0.0)  # lesson 09
+optimizer = AdamW(model.params, lr=3e-3, betas=(0.9, 0.999), weight_decay=0.0)  # lesson 10
 start = time.perf_counter()
 for step in range(1, 151):
     rows = rng.integers(0, len(data) - 33, size=16)[:, None] + np.arange(32)

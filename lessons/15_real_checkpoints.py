@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Lesson 12: real checkpoints (检查点)
+# # Lesson 15: real checkpoints (检查点)
 #
 # Pre-training (预训练, the chapter's section 3.2.1) is the expensive part: weeks of GPUs.
 # Its result is a checkpoint, a file of weights (权重). Because our model is numerically
@@ -13,7 +13,7 @@
 # * a Hugging Face folder: config.json + model.safetensors (a JSON header, then raw bytes),
 #   usually in bfloat16, with the rows of wq and wk in another order (section 3 below).
 #
-# Run:  python lessons/12_real_checkpoints.py      (offline, a few seconds)
+# Run:  python lessons/15_real_checkpoints.py      (offline, a few seconds)
 
 # %%
 import json
@@ -55,7 +55,7 @@ or convert:        tinyllama-np convert stories15M.bin stories15M_hf --format hf
 
 # %% [markdown]
 # ## 2. Offline: train a tiny model, export it to every format, load it back
-# The counting task of lesson 08: sequences that count upwards modulo 32.
+# The counting task of lesson 09: sequences that count upwards modulo 32.
 
 # %%
 config = tl.LlamaConfig(vocab_size=32, dim=32, n_layers=2, n_heads=4, n_kv_heads=2,
@@ -64,7 +64,7 @@ model = tl.Llama(config, seed=0)
 starts = rng.integers(0, 32, size=(16, 1))
 tokens = (starts + np.arange(17)) % 32
 inputs, targets = tokens[:, :-1], tokens[:, 1:]
-optimizer = AdamW(model.params, lr=1e-2, weight_decay=0.0)  # lesson 09
+optimizer = AdamW(model.params, lr=1e-2, weight_decay=0.0)  # lesson 10
 start = time.perf_counter()
 for step in range(121):
     loss, grads = model.loss_and_grads(inputs, targets)
