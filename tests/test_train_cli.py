@@ -68,3 +68,16 @@ def test_an_existing_run_is_never_overwritten(tmp_path, run_cli):
     result = run_cli("train", "--out", str(out), *QUICK)
     assert result.returncode != 0 and "already holds a training run" in result.stderr
     assert (out / "train_state.npz").read_bytes() == before
+
+
+def test_a_corpus_that_is_not_the_stories_gives_samples_not_scored_stories(tmp_path, run_cli):
+    text = tmp_path / "verses.txt"
+    text.write_text("\n\n".join(f"To be, or not to be, verse {i}: that is the question." * 3
+                                for i in range(40)), encoding="utf-8")
+    out = tmp_path / "run"
+    result = run_cli("train", "--data", str(text), "--vocab-size", "300", "--out", str(out),
+                     "--samples", "2", "--show", "1", *QUICK)
+    assert result.returncode == 0, result.stderr
+    assert "samples written by the model" in result.stdout
+    assert "stories" not in result.stdout and "grammar" not in result.stdout
+    assert (out / "samples.txt").is_file() and not (out / "samples.json").exists()

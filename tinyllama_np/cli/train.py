@@ -68,7 +68,7 @@ def run(args):
     show_loss_curve(out_dir)
     if args.samples:
         show_samples(model, tokenizer, out_dir, args.samples, args.show, args.temperature,
-                     settings.seed, evaluate=is_stories)
+                     settings.seed, are_stories=is_stories)
 
 
 def show_loss_curve(out_dir):
@@ -82,21 +82,26 @@ def show_loss_curve(out_dir):
           + (f", validation loss {last['val_loss']:.3f}" if "val_loss" in last else ""))
 
 
-def show_samples(model, tokenizer, out_dir, count, shown, temperature, seed, evaluate):
-    """Generate `count` stories from BOS alone, print `shown` of them, and score them all."""
-    print(f"\nstories written by the model (temperature {temperature}; all {count} in "
+def show_samples(model, tokenizer, out_dir, count, shown, temperature, seed, are_stories):
+    """Generate `count` texts from BOS alone, print `shown` of them, and save them all.
+
+    Texts of a model trained on the bundled stories are stories, scored by the story grammar;
+    any other corpus gives plain samples, which no grammar here can score.
+    """
+    kind = "stories" if are_stories else "samples"
+    print(f"\n{kind} written by the model (temperature {temperature}; all {count} in "
           f"{out_dir / 'samples.txt'}):\n")
-    stories = []
+    samples = []
     for i in range(count):
         ids = generate(model, [tokenizer.bos_id], model.config.max_seq_len - 1,
                        temperature=temperature, seed=seed + i, eos_id=tokenizer.eos_id)
-        story = tokenizer.decode([t for t in ids if t != tokenizer.eos_id]).strip()
-        stories.append(story)
+        sample = tokenizer.decode([t for t in ids if t != tokenizer.eos_id]).strip()
+        samples.append(sample)
         if i < shown:
-            print(f"[{i + 1}] {story}\n")
-    write_text_atomically(out_dir / "samples.txt", "\n\n".join(stories) + "\n")
-    if evaluate:
-        report = evaluate_stories(stories)
+            print(f"[{i + 1}] {sample}\n")
+    write_text_atomically(out_dir / "samples.txt", "\n\n".join(samples) + "\n")
+    if are_stories:
+        report = evaluate_stories(samples)
         print(f"grammar accepts {report['sentence_acceptance']:.0%} of {report['sentences']} "
               f"sentences; {report['name_consistency']:.0%} of {report['stories']} stories keep "
               f"their hero's name consistent")
@@ -115,7 +120,7 @@ def add_command(subparsers):
     parser.add_argument("--resume", metavar="DIR", help="continue the run in DIR exactly")
     parser.add_argument("--stop-at", type=int, metavar="STEP", help="stop after this step (resumable)")
     parser.add_argument("--init-from", metavar="CHECKPOINT", help="start from these weights (fine-tuning)")
-    parser.add_argument("--samples", type=int, default=40, help="stories to generate and score at the end")
+    parser.add_argument("--samples", type=int, default=40, help="texts to generate at the end (stories, scored, on the bundled corpus)")
     parser.add_argument("--show", type=int, default=5, help="how many of them to print")
     parser.add_argument("--temperature", type=float, default=0.6, help="sampling temperature for them")
     for name, kind, help_text in [

@@ -33,8 +33,9 @@ def bundled_folder(log=print):
     folder = fetch.cache_root() / BUNDLED_NAME
     if all(_has_hash(folder / name, digest) for name, digest in BUNDLED_HASHES.items()):
         return folder
-    log(f"this installation has no data/ folder: making the bundled stories and their "
+    log("this installation has no data/ folder: making the bundled stories and their "
         f"tokenizer from the story grammar in {folder} (once, a few seconds)")
+    folder.mkdir(parents=True, exist_ok=True)
     write_corpus(folder / "stories.txt", CORPUS_STORIES, CORPUS_SEED)
     tokenizer = BPETokenizer.train(read_text(folder / "stories.txt"), BUNDLED_VOCAB_SIZE)
     tokenizer.save(folder / "tokenizer.model")
