@@ -10,6 +10,7 @@ bfloat16) loads here to the same logits.
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.reference  # counted in the run's summary (conftest.py)
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 safetensors_torch = pytest.importorskip("safetensors.torch")

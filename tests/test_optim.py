@@ -28,6 +28,7 @@ def test_adamw_matches_the_formulas():
             np.testing.assert_allclose(params[name], reference[name], rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.reference
 def test_adamw_matches_pytorch():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(1)

@@ -12,6 +12,7 @@ import tinyllama_np as tl
 from tinyllama_np.tokenizer import GPT2_PATTERN, LLAMA3_PATTERN
 from tinyllama_np.bench.tokenizer import mixed_text
 
+pytestmark = pytest.mark.reference  # counted in the run's summary (conftest.py)
 tiktoken = pytest.importorskip("tiktoken")
 
 VARIED_TEXT = [

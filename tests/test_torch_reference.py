@@ -9,6 +9,7 @@ import pytest
 
 import tinyllama_np as tl
 
+pytestmark = pytest.mark.reference  # counted in the run's summary (conftest.py)
 torch = pytest.importorskip("torch")
 from tinyllama_np.bench.reference_torch import TorchLlama  # noqa: E402
 
