@@ -1,3 +1,4 @@
-"""Models built from the components in `nn/`: today the LLaMA decoder."""
+"""Models built from the components in `nn/`: the LLaMA decoder and the 2017 encoder-decoder."""
 
 from .llama import Llama, LlamaConfig, TransformerBlock, default_hidden_dim
+from .encoder_decoder import EncoderDecoder, EncoderDecoderConfig
