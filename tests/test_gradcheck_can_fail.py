@@ -10,8 +10,11 @@ import pytest
 
 import tinyllama_np as tl
 import tinyllama_np.nn.attention as attention_module
+from tinyllama_np.models.bert import Bert, MLMHead, NSPHead
 from tinyllama_np.models.encoder_decoder import EncoderBlock
 from tinyllama_np.nn import CrossEntropyLoss, causal_mask
+
+import test_bert  # tests/test_bert.py: its small BERT and loss wrapper
 
 
 def rmsnorm_without_projection_term(self, dy):
@@ -130,6 +133,22 @@ def encoder_decoder_memory_gradient_from_last_layer_only(self, d_logits):
     self.source_input.backward(d_memory)
 
 
+def mlm_head_with_gelu_derivative_missing_a_term(self, d_logits):
+    d_act = self.norm.backward(self.output.backward(d_logits))
+    return self.dense.backward(d_act * 0.5 * (1.0 + self.t))
+
+
+def nsp_head_without_tanh_derivative(self, d_logits):
+    return self.pooler.backward(self.classifier.backward(d_logits))
+
+
+def bert_encoder_backward_forgetting_segments(self, d_hidden):
+    dx = d_hidden
+    for layer in reversed(self.layers):
+        dx = layer.backward(dx)
+    self.token_embedding.backward(self.positions.backward(self.embedding_norm.backward(dx)))
+
+
 def normal(rng, *shape):
     return rng.standard_normal(shape)
 
@@ -177,6 +196,11 @@ def small_encoder_decoder(rng):
         "source_mask": tl.padding_mask([5, 3], 5)}
 
 
+def bert_loss(rng):
+    bert, inputs = test_bert.small_bert(rng)
+    return test_bert.PretrainingLoss(bert), inputs, {}
+
+
 CASES = {
     "RMSNorm": (tl.RMSNorm, "backward", rmsnorm_without_projection_term,
                 lambda rng: (tl.RMSNorm(normal(rng, 7)), (normal(rng, 3, 7),), {})),
@@ -215,6 +239,12 @@ CASES = {
     "EncoderBlock post-norm residual": (EncoderBlock, "backward",
                                         post_norm_encoder_block_without_residual_gradient,
                                         small_encoder_decoder),
+    "MLMHead gelu": (MLMHead, "backward", mlm_head_with_gelu_derivative_missing_a_term,
+                     lambda rng: (test_bert.mlm_head(rng), (normal(rng, 5, 6),), {})),
+    "NSPHead tanh": (NSPHead, "backward", nsp_head_without_tanh_derivative,
+                     lambda rng: (NSPHead(tl.Linear(normal(rng, 6, 6)), tl.Linear(normal(rng, 2, 6))),
+                                  (normal(rng, 4, 6),), {})),
+    "Bert segment embedding": (Bert, "encode_backward", bert_encoder_backward_forgetting_segments, bert_loss),
     "EncoderDecoder memory gradient": (tl.EncoderDecoder, "backward",
                                        encoder_decoder_memory_gradient_from_last_layer_only,
                                        small_encoder_decoder),
