@@ -29,7 +29,7 @@ def random_directions(count, rng):
     return [DIRECTION_NAMES[i] for i in rng.integers(0, 2, size=count)]
 
 
-def encoder_decoder_config(dim=64, n_heads=4, layers=2, hidden_dim=256, norm_first=False):
+def encoder_decoder_config(dim=64, n_heads=4, layers=2, hidden_dim=128, norm_first=False):
     vocab = len(task.VOCABULARY)
     return EncoderDecoderConfig(vocab, vocab, dim, n_heads, layers, layers, hidden_dim,
                                 max_seq_len=16, norm_first=norm_first, tie_embeddings=True,

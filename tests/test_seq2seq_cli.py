@@ -1,0 +1,32 @@
+"""`tinyllama-np seq2seq` end to end (a few steps), and its bad input."""
+
+import pytest
+
+QUICK = ["--steps", "3", "--batch-size", "8", "--held-out", "20", "--dim", "16", "--quiet"]
+
+
+@pytest.mark.parametrize("model", ["encoder-decoder", "llama"])
+def test_trains_scores_and_translates(run_cli, model):
+    result = run_cli("seq2seq", "--model", model, "--translate", "342", "10005", *QUICK)
+    assert result.returncode == 0, result.stderr
+    assert "held-out exact match en-zh" in result.stdout and "held-out exact match zh-en" in result.stdout
+    assert "three hundred and forty-two ->" in result.stdout and "一万零五 ->" in result.stdout
+
+
+def test_beam_search(run_cli):
+    result = run_cli("seq2seq", "--beams", "2", *QUICK)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--translate", "100000"], "0..99999"),
+    (["--steps", "0"], "steps must be at least 1"),
+    (["--model", "llama", "--beams", "2"], "encoder-decoder only"),
+    (["--held-out", "0"], "held_out"),
+    (["--dim", "10"], "divisible by n_heads"),
+])
+def test_bad_input_is_one_line(run_cli, arguments, message):
+    result = run_cli("seq2seq", *QUICK, *arguments)
+    assert result.returncode == 1
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
