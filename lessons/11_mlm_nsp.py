@@ -104,7 +104,11 @@ for name, module in (("MLM head", head), ("NSP head", nsp)):
 # %% [markdown]
 # ## Pre-training a small BERT (seconds)
 # Both losses at once: total = MLM + NSP. The baseline for MLM ignores the context and
-# always guesses the most frequent token.
+# always guesses the most frequent token. 150 steps is very little: the model first learns
+# which tokens are frequent, and only later how to use the context around a blank. The
+# command `tinyllama-np bert` runs 1500 steps (about 3 minutes on 2 cores): there the MLM
+# accuracy at [MASK] reaches about 45% against the baseline's 7%, and NSP about 78%
+# (README, section "The original Transformer and BERT").
 
 # %%
 config = BertConfig(ids.vocab_size, dim=64, n_heads=4, n_layers=2, hidden_dim=256, max_seq_len=64)
@@ -122,19 +126,14 @@ assert scores["masked_accuracy"] > scores["unigram_accuracy"]
 # %% [markdown]
 # ## Fill in the blank
 # One [MASK] per sentence; the model's five most likely tokens. BERT reads the words after
-# the blank too: "jump [MASK]" and "[MASK] rope" are both clues.
+# the blank too: "to [MASK] rope" has clues on both sides. After 150 steps expect frequent
+# tokens rather than answers; run `tinyllama-np bert --fill "Mia liked to [MASK] rope."` to
+# see a longer-trained model's guesses.
 
 # %%
-for text in ["Mia liked to jump rope.", "Tom went to the park with his dog.",
-             "The cat was very happy."]:
-    pieces = tokenizer.encode(text)
-    blank = len(pieces) // 2
-    sequence = [ids.cls] + pieces[:blank] + [ids.mask] + pieces[blank + 1:] + [ids.sep]
-    logits, _ = model.forward(np.array([sequence]), np.zeros((1, len(sequence)), np.int64))
-    best = np.argsort(-logits[0, blank + 1, :tokenizer.vocab_size])[:5]
-    blanked = tokenizer.decode(pieces[:blank]) + " ____" + tokenizer.decode(pieces[blank + 1:])
-    print(f"  {blanked!r:<40} answer {tokenizer.decode([pieces[blank]])!r:<10} "
-          f"guesses {[tokenizer.decode([int(t)]) for t in best]}")
+for text, answer in [("Mia liked to [MASK] rope.", "jump"), ("Tom went to the [MASK] with his dog.", "park"),
+                     ("The cat [MASK] very happy.", "was"), ("小猫很[MASK]心。", "开")]:
+    print(f"  {text!r:<40} answer {answer!r:<8} guesses {mlm.fill_in(model, tokenizer, ids, text)}")
 
 # %% [markdown]
 # ## Why LLaMA is decoder-only

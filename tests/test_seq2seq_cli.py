@@ -1,4 +1,4 @@
-"""`tinyllama-np seq2seq` end to end (a few steps), and its bad input."""
+"""`tinyllama-np seq2seq` and `tinyllama-np bert` end to end (a few steps), and their bad input."""
 
 import pytest
 
@@ -30,3 +30,25 @@ def test_bad_input_is_one_line(run_cli, arguments, message):
     assert result.returncode == 1
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+BERT_QUICK = ["--steps", "2", "--batch-size", "4", "--train-stories", "20", "--held-out-stories", "10",
+              "--pairs", "20", "--dim", "16", "--quiet"]
+
+
+def test_bert_command(run_cli):
+    result = run_cli("bert", *BERT_QUICK, "--fill", "Mia liked to [MASK] rope.")
+    assert result.returncode == 0, result.stderr
+    assert "held-out MLM accuracy at [MASK]" in result.stdout and "NSP accuracy" in result.stdout
+    assert "'Mia liked to [MASK] rope.': [" in result.stdout
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--fill", "no blank here"], "exactly one [MASK]"),
+    (["--train-stories", "1"], "--train-stories"),
+    (["--steps", "0"], "steps must be at least 1"),
+])
+def test_bert_bad_input_is_one_line(run_cli, arguments, message):
+    result = run_cli("bert", *BERT_QUICK, *arguments)
+    assert result.returncode == 1
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1

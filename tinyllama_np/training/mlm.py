@@ -20,6 +20,8 @@ from ..models.bert import IS_NEXT, NOT_NEXT, Bert
 from ..stories import split_sentences
 from .task_loop import train_task
 
+MASK = "[MASK]"  # how a blank is written in text given to fill_in
+
 
 @dataclass(frozen=True)
 class SpecialIds:
@@ -157,3 +159,23 @@ def evaluate_bert(model, stories, ids, tokenizer_vocab_size, baseline_token, pai
             "chosen_accuracy": chosen_right / chosen_total,
             "unigram_accuracy": baseline_right / masked_total,
             "nsp_accuracy": nsp_right / pairs, "masked_positions": masked_total}
+
+
+def fill_in(model, tokenizer, ids, text, top=5):
+    """The `top` most likely tokens for the one [MASK] in text (one sentence, segment A).
+
+    The blank stands for one token, which in English carries its leading space (" jump"),
+    so the space before [MASK] is dropped.
+    """
+    if text.count(MASK) != 1:
+        raise ValueError(f"fill_in needs exactly one {MASK} in {text!r}")
+    before, after = text.split(MASK)
+    before = before.rstrip(" ")
+    sequence = [ids.cls] + tokenizer.encode(before) + [ids.mask] + tokenizer.encode(after) + [ids.sep]
+    if len(sequence) > model.config.max_seq_len:
+        raise ValueError(f"{text!r} is {len(sequence)} tokens, more than max_seq_len="
+                         f"{model.config.max_seq_len}")
+    position = sequence.index(ids.mask)
+    logits, _ = model.forward(np.array([sequence]), np.zeros((1, len(sequence)), np.int64))
+    best = np.argsort(-logits[0, position, :tokenizer.vocab_size])[:top]
+    return [tokenizer.decode([int(t)]) for t in best]
