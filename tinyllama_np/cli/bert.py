@@ -7,8 +7,6 @@ Scores: MLM accuracy at the positions replaced by [MASK], against always guessin
 frequent token (the unigram baseline), and NSP accuracy (chance: 50%).
 """
 
-import numpy as np
-
 from ..models.bert import BertConfig
 from ..plot import line_chart
 from ..stories import split_stories
