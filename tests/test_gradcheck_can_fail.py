@@ -11,7 +11,7 @@ import pytest
 import tinyllama_np as tl
 import tinyllama_np.nn.attention as attention_module
 from tinyllama_np.models.bert import Bert, MLMHead, NSPHead
-from tinyllama_np.models.encoder_decoder import EncoderBlock
+from tinyllama_np.models.encoder_decoder import DecoderBlock, EncoderBlock, TokenInput
 from tinyllama_np.nn import CrossEntropyLoss, causal_mask
 
 import test_bert  # tests/test_bert.py: its small BERT and loss wrapper
@@ -123,6 +123,17 @@ def post_norm_encoder_block_without_residual_gradient(self, d_out):
     return d_sum + self.self_attention.backward(d_sum)
 
 
+def pre_norm_decoder_block_without_cross_residual(self, d_out):
+    d_h2 = d_out + self.ffn_norm.backward(self.feed_forward.backward(d_out))
+    d_cross, d_memory = self.cross_attention.backward(d_h2)
+    d_h1 = self.cross_attention_norm.backward(d_cross)  # the residual's d_h2 is missing
+    return d_h1 + self.self_attention_norm.backward(self.self_attention.backward(d_h1)), d_memory
+
+
+def token_input_without_embedding_scale(self, dy):
+    self.embedding.backward(self.positions.backward(dy))
+
+
 def encoder_decoder_memory_gradient_from_last_layer_only(self, d_logits):
     dx = self.output.backward(d_logits)
     for layer in reversed(self.decoder_layers):
@@ -189,8 +200,9 @@ def self_attention(rng):
     return module, (normal(rng, 2, 4, 10),), {"allowed": causal_mask(4)}
 
 
-def small_encoder_decoder(rng):
-    config = tl.EncoderDecoderConfig(7, 6, 4, 2, 1, 2, 6, max_seq_len=8, activation="gelu")
+def small_encoder_decoder(rng, norm_first=False):
+    config = tl.EncoderDecoderConfig(7, 6, 4, 2, 1, 2, 6, max_seq_len=8, activation="gelu",
+                                     norm_first=norm_first)
     model = tl.EncoderDecoder(config, dtype=np.float64)
     return model, (rng.integers(0, 7, size=(2, 5)), rng.integers(0, 6, size=(2, 3))), {
         "source_mask": tl.padding_mask([5, 3], 5)}
@@ -245,6 +257,9 @@ CASES = {
                      lambda rng: (NSPHead(tl.Linear(normal(rng, 6, 6)), tl.Linear(normal(rng, 2, 6))),
                                   (normal(rng, 4, 6),), {})),
     "Bert segment embedding": (Bert, "encode_backward", bert_encoder_backward_forgetting_segments, bert_loss),
+    "DecoderBlock pre-norm residual": (DecoderBlock, "backward", pre_norm_decoder_block_without_cross_residual,
+                                       lambda rng: small_encoder_decoder(rng, norm_first=True)),
+    "embedding scale": (TokenInput, "backward", token_input_without_embedding_scale, small_encoder_decoder),
     "EncoderDecoder memory gradient": (tl.EncoderDecoder, "backward",
                                        encoder_decoder_memory_gradient_from_last_layer_only,
                                        small_encoder_decoder),
