@@ -145,9 +145,10 @@ for text, answer in [("Mia liked to [MASK] rope.", "jump"), ("Tom went to the [M
 #   the right-hand context, and it needs the text's length fixed in advance.
 # * One stack, one cache: a decoder can reuse each token's keys and values (the KV cache of
 #   lesson 14); an encoder must recompute everything when a token is added.
-# * NSP turned out to matter little: RoBERTa dropped it. Our model above shows why it is easy
-#   and shallow: a random sentence usually names other characters, so "same story?" is
-#   mostly a name check (topic), not an understanding of what comes next.
+# * NSP turned out to matter little: RoBERTa dropped it. Part of it is a shortcut: here a
+#   random sentence comes from another story, which usually names other characters, so
+#   "same story?" can be answered by checking names (the topic), without understanding what
+#   comes next (exercise 3 removes the shortcut).
 # LLaMA keeps the decoder's causal self-attention and the feed-forward layer, and drops the
 # encoder and cross-attention altogether.
 
