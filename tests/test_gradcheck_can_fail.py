@@ -10,7 +10,11 @@ import pytest
 
 import tinyllama_np as tl
 import tinyllama_np.nn.attention as attention_module
+from tinyllama_np.models.bert import Bert, MLMHead, NSPHead
+from tinyllama_np.models.encoder_decoder import DecoderBlock, EncoderBlock, TokenInput
 from tinyllama_np.nn import CrossEntropyLoss, causal_mask
+
+import test_bert  # tests/test_bert.py: its small BERT and loss wrapper
 
 
 def rmsnorm_without_projection_term(self, dy):
@@ -96,6 +100,66 @@ def block_without_residual_gradient(self, d_out):
     return d_h + self.attention_norm.backward(self.attention.backward(d_h))
 
 
+def cross_attention_without_value_path_to_memory(self, dy):
+    d_out = self.split_heads(self.wo.backward(dy))
+    d_queries, d_keys, _ = self.attention.backward(d_out)
+    return self.wq.backward(self.merge_heads(d_queries)), self.wk.backward(self.merge_heads(d_keys))
+
+
+def self_attention_through_queries_only(self, dy):
+    dx, _ = tl.CrossAttention.backward(self, dy)
+    return dx
+
+
+def learned_positions_from_first_row_only(self, dy):
+    self.grads["weight"][self.start_pos:self.start_pos + dy.shape[1]] += dy[0]
+    return dy
+
+
+def post_norm_encoder_block_without_residual_gradient(self, d_out):
+    d_sum = self.ffn_norm.backward(d_out)
+    d_h = self.feed_forward.backward(d_sum)
+    d_sum = self.attention_norm.backward(d_h)
+    return d_sum + self.self_attention.backward(d_sum)
+
+
+def pre_norm_decoder_block_without_cross_residual(self, d_out):
+    d_h2 = d_out + self.ffn_norm.backward(self.feed_forward.backward(d_out))
+    d_cross, d_memory = self.cross_attention.backward(d_h2)
+    d_h1 = self.cross_attention_norm.backward(d_cross)  # the residual's d_h2 is missing
+    return d_h1 + self.self_attention_norm.backward(self.self_attention.backward(d_h1)), d_memory
+
+
+def token_input_without_embedding_scale(self, dy):
+    self.embedding.backward(self.positions.backward(dy))
+
+
+def encoder_decoder_memory_gradient_from_last_layer_only(self, d_logits):
+    dx = self.output.backward(d_logits)
+    for layer in reversed(self.decoder_layers):
+        dx, d_memory = layer.backward(dx)  # overwritten: only the first decoder layer's survives
+    self.target_input.backward(dx)
+    for layer in reversed(self.encoder_layers):
+        d_memory = layer.backward(d_memory)
+    self.source_input.backward(d_memory)
+
+
+def mlm_head_with_gelu_derivative_missing_a_term(self, d_logits):
+    d_act = self.norm.backward(self.output.backward(d_logits))
+    return self.dense.backward(d_act * 0.5 * (1.0 + self.t))
+
+
+def nsp_head_without_tanh_derivative(self, d_logits):
+    return self.pooler.backward(self.classifier.backward(d_logits))
+
+
+def bert_encoder_backward_forgetting_segments(self, d_hidden):
+    dx = d_hidden
+    for layer in reversed(self.layers):
+        dx = layer.backward(dx)
+    self.token_embedding.backward(self.positions.backward(self.embedding_norm.backward(dx)))
+
+
 def normal(rng, *shape):
     return rng.standard_normal(shape)
 
@@ -123,6 +187,30 @@ def small_llama(rng, tie_embeddings=False):
     for param in model.params.values():
         param[...] = 1 + 0.2 * normal(rng, *param.shape) if param.ndim == 1 else normal(rng, *param.shape) / 3
     return model, (rng.integers(0, 17, size=(2, 5)),), {}
+
+
+def cross_attention(rng):
+    module = tl.CrossAttention(normal(rng, 6, 10), normal(rng, 6, 8), normal(rng, 6, 8), normal(rng, 10, 6), 2)
+    return module, (normal(rng, 2, 3, 10), normal(rng, 2, 5, 8)), {
+        "allowed": tl.padding_mask([5, 3], 5)[:, None, None, :]}
+
+
+def self_attention(rng):
+    module = tl.SelfAttention(normal(rng, 6, 10), normal(rng, 6, 10), normal(rng, 6, 10), normal(rng, 10, 6), 2)
+    return module, (normal(rng, 2, 4, 10),), {"allowed": causal_mask(4)}
+
+
+def small_encoder_decoder(rng, norm_first=False):
+    config = tl.EncoderDecoderConfig(7, 6, 4, 2, 1, 2, 6, max_seq_len=8, activation="gelu",
+                                     norm_first=norm_first)
+    model = tl.EncoderDecoder(config, dtype=np.float64)
+    return model, (rng.integers(0, 7, size=(2, 5)), rng.integers(0, 6, size=(2, 3))), {
+        "source_mask": tl.padding_mask([5, 3], 5)}
+
+
+def bert_loss(rng):
+    bert, inputs = test_bert.small_bert(rng)
+    return test_bert.PretrainingLoss(bert), inputs, {}
 
 
 CASES = {
@@ -154,6 +242,27 @@ CASES = {
     "CrossEntropyLoss": (CrossEntropyLoss, "backward", cross_entropy_dividing_by_all_positions,
                          lambda rng: (CrossEntropyLoss(), (normal(rng, 4, 5), np.array([1, -1, 4, 0])), {})),
     "TransformerBlock residual": (tl.TransformerBlock, "backward", block_without_residual_gradient, small_llama),
+    "CrossAttention value path": (tl.CrossAttention, "backward",
+                                  cross_attention_without_value_path_to_memory, cross_attention),
+    "SelfAttention key/value path": (tl.SelfAttention, "backward", self_attention_through_queries_only,
+                                     self_attention),
+    "LearnedPositions": (tl.LearnedPositions, "backward", learned_positions_from_first_row_only,
+                         lambda rng: (tl.LearnedPositions(normal(rng, 8, 4)), (normal(rng, 3, 5, 4),), {})),
+    "EncoderBlock post-norm residual": (EncoderBlock, "backward",
+                                        post_norm_encoder_block_without_residual_gradient,
+                                        small_encoder_decoder),
+    "MLMHead gelu": (MLMHead, "backward", mlm_head_with_gelu_derivative_missing_a_term,
+                     lambda rng: (test_bert.mlm_head(rng), (normal(rng, 5, 6),), {})),
+    "NSPHead tanh": (NSPHead, "backward", nsp_head_without_tanh_derivative,
+                     lambda rng: (NSPHead(tl.Linear(normal(rng, 6, 6)), tl.Linear(normal(rng, 2, 6))),
+                                  (normal(rng, 4, 6),), {})),
+    "Bert segment embedding": (Bert, "encode_backward", bert_encoder_backward_forgetting_segments, bert_loss),
+    "DecoderBlock pre-norm residual": (DecoderBlock, "backward", pre_norm_decoder_block_without_cross_residual,
+                                       lambda rng: small_encoder_decoder(rng, norm_first=True)),
+    "embedding scale": (TokenInput, "backward", token_input_without_embedding_scale, small_encoder_decoder),
+    "EncoderDecoder memory gradient": (tl.EncoderDecoder, "backward",
+                                       encoder_decoder_memory_gradient_from_last_layer_only,
+                                       small_encoder_decoder),
 }
 
 

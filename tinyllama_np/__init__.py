@@ -4,6 +4,9 @@ from .checkpoint import checkpoint_format, load_checkpoint, save_checkpoint
 from .generation import KVCache, generate, generate_stream
 from .gradcheck import gradcheck
 from .models import Llama, LlamaConfig, TransformerBlock, default_hidden_dim
+from .models import Bert, BertConfig, EncoderDecoder, EncoderDecoderConfig
+from .generation import translate
+from .nn import CrossAttention, LearnedPositions, SelfAttention
 from .nn import (MLP, CrossEntropyLoss, Embedding, LayerNorm, Linear, Module,
                  MultiHeadAttention, RMSNorm, RoPE, ScaledDotProductAttention,
                  SinusoidalPositions, Softmax, SwiGLU, causal_mask, padding_mask,

@@ -2,3 +2,4 @@
 
 from .generate import Decoder, generate, generate_stream
 from .kv_cache import KVCache
+from .seq2seq import DecoderCache, Seq2SeqDecoder, translate

@@ -1,11 +1,12 @@
 """The Transformer components, each a module with forward and a hand-written backward."""
 
 from .attention import MultiHeadAttention, ScaledDotProductAttention, repeat_kv
+from .cross_attention import CrossAttention, SelfAttention
 from .feedforward import MLP, SwiGLU
 from .linear import Embedding, Linear
 from .loss import IGNORE_INDEX, CrossEntropyLoss
 from .mask import apply_mask, causal_mask, padding_mask
 from .module import Module
 from .norm import LayerNorm, RMSNorm
-from .position import RoPE, SinusoidalPositions, rope_rotations, sinusoidal_encoding
+from .position import LearnedPositions, RoPE, SinusoidalPositions, rope_rotations, sinusoidal_encoding
 from .softmax import Softmax

@@ -84,3 +84,25 @@ class SinusoidalPositions(Module):
     def backward(self, dy):
         # y = x + PE  =>  dx = dy (the table is a constant)
         return dy
+
+
+class LearnedPositions(Module):
+    """Adds a learned vector per position (BERT, GPT-2): weight (max_seq_len, dim)."""
+
+    def __init__(self, weight):
+        super().__init__()
+        self.add_param("weight", weight)
+
+    def forward(self, x, start_pos=0):
+        seq_len = x.shape[1]
+        if start_pos + seq_len > len(self.params["weight"]):
+            raise ValueError(f"positions up to {start_pos + seq_len} exceed the table "
+                             f"of {len(self.params['weight'])} positions")
+        self.start_pos = start_pos
+        return x + self.params["weight"][start_pos:start_pos + seq_len]
+
+    def backward(self, dy):
+        # y[b, t] = x[b, t] + W[t]  =>  dx = dy,  dW[t] = sum over the batch of dy[b, t]
+        seq_len = dy.shape[1]
+        self.grads["weight"][self.start_pos:self.start_pos + seq_len] += dy.sum(axis=0)
+        return dy
