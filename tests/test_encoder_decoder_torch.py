@@ -14,6 +14,7 @@ import pytest
 import tinyllama_np as tl
 from tinyllama_np.nn import sinusoidal_encoding
 
+pytestmark = pytest.mark.reference  # counted in the run's summary (conftest.py)
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 pytestmark = pytest.mark.filterwarnings("ignore:enable_nested_tensor")
