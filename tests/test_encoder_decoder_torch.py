@@ -14,10 +14,10 @@ import pytest
 import tinyllama_np as tl
 from tinyllama_np.nn import sinusoidal_encoding
 
-pytestmark = pytest.mark.reference  # counted in the run's summary (conftest.py)
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
-pytestmark = pytest.mark.filterwarnings("ignore:enable_nested_tensor")
+pytestmark = [pytest.mark.reference,  # counted in the run's summary (conftest.py)
+              pytest.mark.filterwarnings("ignore:enable_nested_tensor")]
 
 
 def make_model(norm_first, activation, tie, rng):
