@@ -1,4 +1,4 @@
-"""Lesson 1: tokenization (分词) - from text to the integers a model reads.
+"""Lesson 01: tokenization (分词) - from text to the integers a model reads.
 
 Run it:  python lessons/01_tokenization.py   (a few seconds; or open it as a notebook)
 

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Lesson 10: the whole LLaMA
+# # Lesson 09: the whole LLaMA
 #
 # The components of lessons 02-07 composed into the model of the seed chapter's section 1.3.
 # (A correction to the chapter: LLaMA stands for "Large Language Model Meta AI". It is a

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Lesson 14: pre-training (预训练)
+# # Lesson 10: pre-training (预训练)
 #
 # Seed chapter, section 3.2.1 lists three pre-training objectives:
 #

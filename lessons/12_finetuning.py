@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Lesson 15: fine-tuning by freezing layers (微调)
+# # Lesson 12: fine-tuning by freezing layers (微调)
 #
 # Seed chapter, section 3.2.2: after pre-training, a model is adapted to a new task or domain
 # with a smaller data set; often most layers are "frozen" (冻结) and only the last ones are
