@@ -96,6 +96,22 @@ def block_without_residual_gradient(self, d_out):
     return d_h + self.attention_norm.backward(self.attention.backward(d_h))
 
 
+def lora_without_scale_on_the_a_path(self, dy):
+    dy2d = dy.reshape(-1, dy.shape[-1])
+    self.grads["lora_B"] += self.scale * (dy2d.T @ self.u)
+    du = dy2d @ self.params["lora_B"]  # the alpha / r scale is forgotten here
+    self.grads["lora_A"] += du.T @ self.x_low
+    return (dy2d @ self.params["weight"] + du @ self.params["lora_A"]).reshape(self.x_shape)
+
+
+def lora_dropout_without_mask_in_backward(self, dy):
+    dy2d = dy.reshape(-1, dy.shape[-1])
+    self.grads["lora_B"] += self.scale * (dy2d.T @ self.u)
+    du = self.scale * (dy2d @ self.params["lora_B"])
+    self.grads["lora_A"] += du.T @ self.x2d  # the input before dropout
+    return (dy2d @ self.params["weight"] + du @ self.params["lora_A"]).reshape(self.x_shape)
+
+
 def normal(rng, *shape):
     return rng.standard_normal(shape)
 
@@ -123,6 +139,13 @@ def small_llama(rng, tie_embeddings=False):
     for param in model.params.values():
         param[...] = 1 + 0.2 * normal(rng, *param.shape) if param.ndim == 1 else normal(rng, *param.shape) / 3
     return model, (rng.integers(0, 17, size=(2, 5)),), {}
+
+
+def lora(rng, dropout=0.0):
+    layer = tl.LoRALinear(normal(rng, 6, 7), 3, alpha=6.0, dropout=dropout)
+    layer.params["lora_B"][...] = normal(rng, 6, 3)  # not the zeros it starts at
+    x = normal(rng, 2, 4, 7)
+    return layer, (x,), {"keep_mask": rng.random(x.shape) >= dropout}
 
 
 CASES = {
@@ -153,6 +176,9 @@ CASES = {
                  lambda rng: (tl.MLP(normal(rng, 9, 7), normal(rng, 7, 9), "relu"), (normal(rng, 2, 7),), {})),
     "CrossEntropyLoss": (CrossEntropyLoss, "backward", cross_entropy_dividing_by_all_positions,
                          lambda rng: (CrossEntropyLoss(), (normal(rng, 4, 5), np.array([1, -1, 4, 0])), {})),
+    "LoRALinear scale": (tl.LoRALinear, "backward", lora_without_scale_on_the_a_path, lora),
+    "LoRALinear dropout": (tl.LoRALinear, "backward", lora_dropout_without_mask_in_backward,
+                           lambda rng: lora(rng, dropout=0.4)),
     "TransformerBlock residual": (tl.TransformerBlock, "backward", block_without_residual_gradient, small_llama),
 }
 

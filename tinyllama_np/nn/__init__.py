@@ -4,6 +4,7 @@ from .attention import MultiHeadAttention, ScaledDotProductAttention, repeat_kv
 from .feedforward import MLP, SwiGLU
 from .linear import Embedding, Linear
 from .loss import IGNORE_INDEX, CrossEntropyLoss
+from .lora import LoRALinear
 from .mask import apply_mask, causal_mask, padding_mask
 from .module import Module
 from .norm import LayerNorm, RMSNorm
