@@ -57,7 +57,7 @@ class PromptCompletionFormat:
 # --- reading ---------------------------------------------------------------------------
 
 def conversation_from_record(record, where):
-    """The messages of one JSONL record, checked. `where` names it in errors ("file:3")."""
+    """The messages of one JSONL record, checked. `where` names it in errors ("chat.jsonl, line 3")."""
     if not isinstance(record, dict):
         raise ValueError(f"{where}: expected a JSON object, got {type(record).__name__}")
     if "messages" in record:
@@ -90,7 +90,7 @@ def read_conversations(path):
         for line_number, line in enumerate(file, 1):
             if not line.strip():
                 continue
-            where = f"{path}:{line_number}"
+            where = f"{path}, line {line_number}"
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
