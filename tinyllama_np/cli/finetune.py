@@ -70,7 +70,26 @@ def split_conversations(conversations, val_share, val_data):
     return conversations[:-count], conversations[-count:]
 
 
+def run_eval_only(args):
+    """Exact match of the checkpoint as it is (e.g. the base model before fine-tuning)."""
+    if not (args.checkpoint and (args.val_data or args.data)):
+        raise ValueError("--eval-only needs --checkpoint and --val-data (or --data)")
+    model = load_checkpoint(args.checkpoint)
+    tokenizer = load_tokenizer(find_tokenizer(args.checkpoint, args.tokenizer))
+    chat_format = PromptCompletionFormat()
+    conversations = read_conversations(args.val_data or args.data)
+    fitting = [m for m in conversations
+               if make_examples([m], chat_format, tokenizer, model.config.max_seq_len)[0]][:args.samples]
+    accuracy, answers = exact_match(model, tokenizer, chat_format, fitting)
+    for messages, got in list(zip(fitting, answers))[:5]:
+        print(f"  expected {messages[-1]['content']!r:<16} answered {got!r}")
+    print(f"exact match on {len(fitting)} conversations ({len(conversations) - len(fitting)} "
+          f"left out as longer than the context): {accuracy:.1%}")
+
+
 def run(args):
+    if args.eval_only:
+        return run_eval_only(args)
     if args.resume:
         out_dir = Path(args.resume)
         _, info = load_state(out_dir)
@@ -107,8 +126,11 @@ def run(args):
               f"{c['refused']} refused as longer than {max_len} tokens")
     trainable = prepare_model(model, settings)
     total = sum(model.params[name].size for name in model.params if name not in trainable)
-    print(f"fine-tuning {run_info['checkpoint']} ({settings.method}): "
-          f"{sum(model.params[n].size for n in trainable):,} trainable values, {total:,} frozen; "
+    trained = sum(model.params[n].size for n in trainable)
+    itemsize = model.dtype.itemsize
+    print(f"fine-tuning {run_info['checkpoint']} ({settings.method}): {trained:,} trainable "
+          f"values, {total:,} frozen; gradients + AdamW moments take "
+          f"{3 * trained * itemsize / 2**20:.2f} MB (weights {(trained + total) * itemsize / 2**20:.2f} MB); "
           f"{settings.steps} steps of {settings.batch_size} conversations")
     if not args.resume:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -186,6 +208,9 @@ def add_command(subparsers):
                                                     "at most: the model's context)")
     parser.add_argument("--samples", type=int, default=20,
                         help="held-out conversations answered at the end (samples.json)")
+    parser.add_argument("--eval-only", action="store_true",
+                        help="only answer --samples held-out conversations with the checkpoint "
+                             "as it is and print the exact-match accuracy (writes nothing)")
     method = parser.add_mutually_exclusive_group()
     method.add_argument("--full", action="store_true", help="train every weight (no LoRA)")
     method.add_argument("--freeze", nargs="+", metavar="PREFIX",

@@ -22,10 +22,12 @@ from .grammar import CHINESE, ENGLISH
 # The plots of generate.PLOTS, in order: an animal in trouble, a new friend, a lost thing.
 QUESTIONS = {
     "en": {"hero": ("Who is this story about?", ("hero", "name")),
+           "gender": ("Is {hero} a boy or a girl?", ("hero", "child")),
            0: ("What animal did {hero} find?", ("pet", "animal")),
            1: ("What is the name of {hero}'s new friend?", ("friend", "name")),
            2: ("What did {hero} lose?", ("thing", "thing"))},
     "zh": {"hero": ("这个故事讲的是谁？", ("hero", "name")),
+           "gender": ("{hero}是男孩还是女孩？", ("hero", "child")),
            0: ("{hero}发现了什么动物？", ("pet", "animal")),
            1: ("{hero}的新朋友叫什么名字？", ("friend", "name")),
            2: ("{hero}丢了什么东西？", ("thing", "thing"))},
@@ -34,11 +36,18 @@ PROMPTS = {"en": "{story}\nQuestion: {question}\nAnswer:", "zh": "{story}\n问�
 ANSWERS = {"en": " {answer}", "zh": "{answer}"}
 
 
-def story_questions(n_stories, seed, language="mixed"):
+KINDS = ("hero", "plot", "gender")
+
+
+def story_questions(n_stories, seed, language="mixed", kinds=("hero", "plot")):
     """Prompt/completion pairs about `n_stories` new stories: a list of dicts with prompt,
-    completion, language, kind ("hero", "animal", "friend", "thing") and story (its index)."""
+    completion, language, kind ("hero", "animal", "friend", "thing", "gender") and story
+    (its index). `kinds`: which questions to ask of each story: "hero" (who is it about),
+    "plot" (the animal found, the friend met or the thing lost), "gender" (boy or girl)."""
     if language not in ("en", "zh", "mixed"):
         raise ValueError(f"language must be en, zh or mixed, not {language!r}")
+    if not kinds or any(kind not in KINDS for kind in kinds):
+        raise ValueError(f"kinds must be some of {', '.join(KINDS)}, got {kinds!r}")
     rng = random.Random(seed)
     examples = []
     for index in range(n_stories):
@@ -47,7 +56,7 @@ def story_questions(n_stories, seed, language="mixed"):
         else:
             lang = language
         story, cast, plot = compose_story(rng, ENGLISH if lang == "en" else CHINESE)
-        for key in ("hero", plot):
+        for key in [plot if kind == "plot" else kind for kind in kinds]:
             question, (role, slot) = QUESTIONS[lang][key]
             answer = cast[role][slot]
             if answer not in story:  # a story may skip the sentences that name it
@@ -56,7 +65,7 @@ def story_questions(n_stories, seed, language="mixed"):
                 "prompt": PROMPTS[lang].format(story=story,
                                                question=question.format(hero=cast["hero"]["name"])),
                 "completion": ANSWERS[lang].format(answer=answer), "language": lang,
-                "kind": "hero" if key == "hero" else slot if slot != "name" else "friend",
+                "kind": key if isinstance(key, str) else slot if slot != "name" else "friend",
                 "story": index})
     return examples
 
