@@ -219,3 +219,12 @@ def test_peft_loads_our_adapter_on_the_hugging_face_export(tmp_path, rng):
     again = tl.load_checkpoint(tmp_path / "base")
     tl.load_adapter(again, tmp_path / "resaved")
     np.testing.assert_allclose(again.forward(tokens), ours, rtol=0, atol=2e-5)
+
+
+def test_freezing_a_tied_embedding_drops_both_uses_of_its_gradient(rng):
+    model = small_model(rng, tie_embeddings=True)
+    model.freeze(["tok_embeddings.weight", "layers.0.attention_norm.weight"])
+    assert "weight" not in model.output.grads and "weight" not in model.tok_embeddings.grads
+    assert "tok_embeddings.weight" not in model.grads and "layers.0.attention_norm.weight" not in model.grads
+    report = tl.gradcheck(model, rng.integers(0, 17, (2, 5)))
+    assert len(report) == len(model.params) - 2 and max(report.values()) < 1e-6

@@ -104,10 +104,11 @@ def load_adapter(model, path):
     else:
         config, tensors = _read_npz(path)
     existing = lora_layers(model)
-    expected = {f"{layer_path}.{key}": (layer.params["weight"].shape[0] if key == "lora_B" else config["rank"],
-                                        config["rank"] if key == "lora_B" else layer.params["weight"].shape[1])
-                for layer_path, layer in _planned_layers(model, config["targets"]).items()
-                for key in ADAPTER_TENSORS}
+    expected = {}  # name -> shape: A is (rank, in), B is (out, rank)
+    for layer_path, layer in _planned_layers(model, config["targets"]).items():
+        out_features, in_features = layer.params["weight"].shape
+        expected[f"{layer_path}.lora_A"] = (config["rank"], in_features)
+        expected[f"{layer_path}.lora_B"] = (out_features, config["rank"])
     missing = sorted(set(expected) - set(tensors))
     extra = sorted(set(tensors) - set(expected))
     if missing or extra:
