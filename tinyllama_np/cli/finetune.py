@@ -38,6 +38,8 @@ def find_tokenizer(checkpoint, given):
     if given:
         return Path(given)
     checkpoint = Path(checkpoint)
+    if not checkpoint.exists():
+        raise FileNotFoundError(f"no checkpoint at {checkpoint}")
     folder = checkpoint if checkpoint.is_dir() else checkpoint.parent
     for name in TOKENIZER_NAMES:
         if (folder / name).is_file():
