@@ -57,7 +57,8 @@ class Module:
 
     def freeze(self, names):
         """Drop the gradient buffers of the parameters `names` (this module's names) here and
-        in every sub-module that holds the same array, so backward skips them."""
+        in every sub-module that holds the same array, so backward skips them. Call it on
+        the outermost module (the model): modules above it would keep their entries."""
         frozen = {id(self.params[name]) for name in names}
         for module in self.submodules():
             for key, value in module.params.items():
