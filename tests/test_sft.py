@@ -139,3 +139,20 @@ def test_story_questions_are_answerable_and_reproducible():
         assert record["completion"].strip() in story
         assert json.loads(json.dumps(record, ensure_ascii=False)) == record
     assert story_questions(40, seed=6)[0]["prompt"] != first[0]["prompt"]
+
+
+class MarkerFormat:
+    """A template that writes its own markers as text, as ChatML and LLaMA 3 do."""
+
+    def render_segments(self, messages, add_generation_prompt=False):
+        return [("<|begin_of_text|>user: " + messages[0]["content"] + "\nassistant:", False),
+                (messages[1]["content"] + "<|end_of_text|>", True)]
+
+
+def test_a_template_with_marker_text_plugs_in(tokenizer):
+    messages = conversation_from_record({"prompt": "Who?", "completion": " Mia."}, "x")
+    ids, is_output = encode_conversation(messages, MarkerFormat(), tokenizer)
+    assert ids[0] == tokenizer.bos_id and ids[-1] == tokenizer.eos_id  # markers became their ids
+    assert (ids == tokenizer.eos_id).sum() == 1  # no extra EOS: the template wrote its own
+    _, targets = sft_targets(ids, is_output)
+    assert targets[targets >= 0].tolist() == tokenizer.encode(" Mia.") + [tokenizer.eos_id]

@@ -20,6 +20,7 @@ model still reads the prompt (it is the input), but is never taught to produce i
     -1   -1   -1   ... -1       -1 -1  -1 -1  -1     Mia  EOS         targets (shifted)
 """
 
+import inspect
 import json
 
 import numpy as np
@@ -105,11 +106,11 @@ def read_conversations(path):
 
 def _encode_text(tokenizer, text):
     # Templates write their markers as text (ChatML's "<|im_end|>"): those must become their
-    # special ids, so they are allowed where the tokenizer knows special tokens.
-    try:
+    # special ids, so they are allowed where the tokenizer has special tokens written as text
+    # (llama2.c's tokenizer has none, and no such argument).
+    if "allowed_special" in inspect.signature(tokenizer.encode).parameters:
         return tokenizer.encode(text, allowed_special="all")
-    except TypeError:  # a tokenizer without special-token text (llama2.c's)
-        return tokenizer.encode(text)
+    return tokenizer.encode(text)
 
 
 def encode_conversation(messages, chat_format, tokenizer):
