@@ -43,7 +43,7 @@ class FinetuneSettings:
     freeze: list = field(default_factory=list)  # method "freeze": parameter-name prefixes
     overflow: str = "refuse"                     # or "truncate" (sft.make_examples)
     batch_size: int = 8
-    steps: int = 300
+    steps: int = 600
     lr: float = 3e-3
     min_lr: float = 3e-4
     warmup_steps: int = 20
