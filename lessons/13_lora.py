@@ -108,7 +108,7 @@ assert max(report.values()) < 1e-6 and "param weight" not in report  # W is froz
 # %%
 tokenizer = tl.load_tokenizer(ROOT / "data" / "tokenizer.model")
 chat_format = PromptCompletionFormat()
-example = story_questions(1, seed=3)[0]
+example = story_questions(1, seed=1)[0]
 messages = conversation_from_record(example, "example")
 ids, is_output = encode_conversation(messages, chat_format, tokenizer)
 inputs, targets = sft_targets(ids, is_output)
