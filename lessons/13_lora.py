@@ -149,8 +149,8 @@ else:
     openings = [opening(s) for s in stories if s.isascii()][:4000]
     workdir = Path(tempfile.mkdtemp())
     paths = prepare_token_files(openings, tokenizer, workdir / "data")
-    pretrain = TrainSettings(dim=64, n_layers=2, n_heads=4, seq_len=64, batch_size=16, steps=300,
-                             lr=5e-3, min_lr=5e-4, warmup_steps=20, eval_interval=1000)
+    pretrain = TrainSettings(dim=64, n_layers=2, n_heads=4, seq_len=64, batch_size=32, steps=120,
+                             lr=1e-2, min_lr=1e-3, warmup_steps=10, eval_interval=1000)
     base = train(pretrain, load_tokens(paths["train"], tokenizer.vocab_size),
                  load_tokens(paths["val"], tokenizer.vocab_size), tokenizer.vocab_size,
                  workdir / "pretrain", progress=False, log=lambda *args: None)
