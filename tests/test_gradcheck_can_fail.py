@@ -160,6 +160,22 @@ def bert_encoder_backward_forgetting_segments(self, d_hidden):
     self.token_embedding.backward(self.positions.backward(self.embedding_norm.backward(dx)))
 
 
+def lora_without_scale_on_the_a_path(self, dy):
+    dy2d = dy.reshape(-1, dy.shape[-1])
+    self.grads["lora_B"] += self.scale * (dy2d.T @ self.u)
+    du = dy2d @ self.params["lora_B"]  # the alpha / r scale is forgotten here
+    self.grads["lora_A"] += du.T @ self.x_low
+    return (dy2d @ self.params["weight"] + du @ self.params["lora_A"]).reshape(self.x_shape)
+
+
+def lora_dropout_without_mask_in_backward(self, dy):
+    dy2d = dy.reshape(-1, dy.shape[-1])
+    self.grads["lora_B"] += self.scale * (dy2d.T @ self.u)
+    du = self.scale * (dy2d @ self.params["lora_B"])
+    self.grads["lora_A"] += du.T @ self.x2d  # the input before dropout
+    return (dy2d @ self.params["weight"] + du @ self.params["lora_A"]).reshape(self.x_shape)
+
+
 def normal(rng, *shape):
     return rng.standard_normal(shape)
 
@@ -213,6 +229,13 @@ def bert_loss(rng):
     return test_bert.PretrainingLoss(bert), inputs, {}
 
 
+def lora(rng, dropout=0.0):
+    layer = tl.LoRALinear(normal(rng, 6, 7), 3, alpha=6.0, dropout=dropout)
+    layer.params["lora_B"][...] = normal(rng, 6, 3)  # not the zeros it starts at
+    x = normal(rng, 2, 4, 7)
+    return layer, (x,), {"keep_mask": rng.random(x.shape) >= dropout}
+
+
 CASES = {
     "RMSNorm": (tl.RMSNorm, "backward", rmsnorm_without_projection_term,
                 lambda rng: (tl.RMSNorm(normal(rng, 7)), (normal(rng, 3, 7),), {})),
@@ -241,6 +264,9 @@ CASES = {
                  lambda rng: (tl.MLP(normal(rng, 9, 7), normal(rng, 7, 9), "relu"), (normal(rng, 2, 7),), {})),
     "CrossEntropyLoss": (CrossEntropyLoss, "backward", cross_entropy_dividing_by_all_positions,
                          lambda rng: (CrossEntropyLoss(), (normal(rng, 4, 5), np.array([1, -1, 4, 0])), {})),
+    "LoRALinear scale": (tl.LoRALinear, "backward", lora_without_scale_on_the_a_path, lora),
+    "LoRALinear dropout": (tl.LoRALinear, "backward", lora_dropout_without_mask_in_backward,
+                           lambda rng: lora(rng, dropout=0.4)),
     "TransformerBlock residual": (tl.TransformerBlock, "backward", block_without_residual_gradient, small_llama),
     "CrossAttention value path": (tl.CrossAttention, "backward",
                                   cross_attention_without_value_path_to_memory, cross_attention),

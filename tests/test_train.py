@@ -94,6 +94,8 @@ def test_frozen_layers_do_not_change(tmp_path):
     for name in model.params:
         same = np.array_equal(model.params[name], fresh.params[name])
         assert same == name.startswith(("tok_embeddings", "layers.0.")), name
+    # Frozen weights have no gradient buffer at all (Module.freeze), only the others do.
+    assert set(model.grads) == {n for n in model.params if not n.startswith(("tok_embeddings", "layers.0."))}
 
 
 def test_bad_settings_are_clear_errors(tmp_path):

@@ -15,4 +15,8 @@ from .stories import (check_sentence, evaluate_stories, generate_stories, split_
                       write_corpus)
 from .tokenizer import BPETokenizer, Llama2cTokenizer, load_tokenizer
 
+from .nn.lora import LoRALinear
+from .training.lora import apply_lora, lora_layers, merge_lora, set_lora_training
+from .checkpoint.adapter import load_adapter, save_adapter
+
 __version__ = "0.1.0"

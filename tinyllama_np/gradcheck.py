@@ -64,7 +64,8 @@ def gradcheck(module, *inputs, eps=1e-5, max_entries=None, seed=0, verbose=False
     for (i, x), grad in zip(float_inputs, input_grads):
         checked[f"input {i}"] = (x, grad)
     for name, value in module.params.items():
-        checked[f"param {name}"] = (value, module.grads[name].copy())
+        if name in module.grads:  # a frozen parameter has no gradient to check
+            checked[f"param {name}"] = (value, module.grads[name].copy())
 
     # Numerical gradients, perturbing one entry at a time (in place, then restoring it).
     report = {}

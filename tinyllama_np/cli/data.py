@@ -4,6 +4,8 @@
     tinyllama-np data generate --out zh.txt --stories 100 --seed 7 --language zh
     tinyllama-np data evaluate samples.txt                grammar and name scores of a text
     tinyllama-np data fetch tinyshakespeare               download, verify and prepare a corpus
+    tinyllama-np data qa --out qa.jsonl --stories 2000 --seed 101
+                                                          questions about new stories (SFT data)
 """
 
 import json
@@ -12,6 +14,7 @@ from pathlib import Path
 
 from ..stories import evaluate_stories, format_report, split_stories, write_corpus
 from ..stories.generate import CORPUS_SEED, CORPUS_STORIES, LANGUAGES
+from ..stories.qa import story_questions, write_jsonl
 from ..training import fetch
 
 
@@ -48,6 +51,27 @@ def add_command(subparsers):
     fetch_parser.add_argument("--vocab-size", type=int, default=2048,
                               help="tokenizer vocabulary size")
     fetch_parser.set_defaults(run=run_fetch)
+
+    qa = data_subparsers.add_parser(
+        "qa", help="questions about generated stories, as prompt/completion JSONL",
+        description="Write 'story, then a question about it' prompts with the answer as the "
+                    "completion (for `tinyllama-np finetune`). Use a seed other than the "
+                    f"corpus's ({CORPUS_SEED}) for stories the model has not seen.")
+    qa.add_argument("--out", required=True, help="the JSONL file to write")
+    qa.add_argument("--stories", type=int, default=2000, help="how many stories")
+    qa.add_argument("--seed", type=int, default=101, help="the random seed")
+    qa.add_argument("--language", choices=LANGUAGES, default="mixed")
+    qa.set_defaults(run=run_qa)
+
+
+def run_qa(args):
+    if args.stories < 1:
+        raise ValueError(f"--stories must be at least 1, got {args.stories}")
+    if args.seed == CORPUS_SEED:
+        print(f"note: seed {CORPUS_SEED} is the corpus's: these stories start like its own")
+    records = story_questions(args.stories, args.seed, args.language)
+    write_jsonl(args.out, records)
+    print(f"wrote {len(records)} questions about {args.stories} stories to {args.out}")
 
 
 def run_generate(args):

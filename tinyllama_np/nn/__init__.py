@@ -5,6 +5,7 @@ from .cross_attention import CrossAttention, SelfAttention
 from .feedforward import MLP, SwiGLU
 from .linear import Embedding, Linear
 from .loss import IGNORE_INDEX, CrossEntropyLoss
+from .lora import LoRALinear
 from .mask import apply_mask, causal_mask, padding_mask
 from .module import Module
 from .norm import LayerNorm, RMSNorm

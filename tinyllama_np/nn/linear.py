@@ -26,7 +26,8 @@ class Linear(Module):
         weight = self.params["weight"]
         x2d = self.x.reshape(-1, self.x.shape[-1])
         dy2d = dy.reshape(-1, dy.shape[-1])
-        self.grads["weight"] += dy2d.T @ x2d
+        if "weight" in self.grads:  # absent when frozen
+            self.grads["weight"] += dy2d.T @ x2d
         return (dy2d @ weight).reshape(self.x.shape)
 
 
@@ -51,5 +52,7 @@ class Embedding(Module):
     def backward(self, dy):
         # Each row W[t] was copied to every position holding token t, so dW[t] is the sum
         # of dy over those positions. np.add.at adds correctly when t repeats.
+        if "weight" not in self.grads:  # frozen
+            return None
         np.add.at(self.grads["weight"], self.tokens.reshape(-1), dy.reshape(-1, dy.shape[-1]))
         return None

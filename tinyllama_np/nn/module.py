@@ -13,6 +13,9 @@ when there are several); integer inputs such as token ids get no gradient.
 
 Parameters are updated in place (`params[name][...] = new`, `params[name] -= step`), so
 every module that shares an array sees the change.
+
+A frozen parameter (`freeze`) has no entry in `grads`: backward computes nothing for it and
+no memory is spent on its gradient (fine-tuning with LoRA freezes every base weight).
 """
 
 import numpy as np
@@ -34,8 +37,33 @@ class Module:
         """Register a sub-module: its params and grads appear here as 'name.param'."""
         for key, value in module.params.items():
             self.params[f"{name}.{key}"] = value
-            self.grads[f"{name}.{key}"] = module.grads[key]
+            if key in module.grads:  # frozen parameters have none
+                self.grads[f"{name}.{key}"] = module.grads[key]
         return module
+
+    def submodules(self):
+        """This module and every module inside it (attributes holding a Module or a list of
+        them), each once."""
+        found, stack = {}, [self]
+        while stack:
+            module = stack.pop()
+            if id(module) in found:
+                continue
+            found[id(module)] = module
+            for value in vars(module).values():
+                items = value if isinstance(value, list) else [value]
+                stack.extend(item for item in items if isinstance(item, Module))
+        return list(found.values())
+
+    def freeze(self, names):
+        """Drop the gradient buffers of the parameters `names` (this module's names) here and
+        in every sub-module that holds the same array, so backward skips them. Call it on
+        the outermost module (the model): modules above it would keep their entries."""
+        frozen = {id(self.params[name]) for name in names}
+        for module in self.submodules():
+            for key, value in module.params.items():
+                if id(value) in frozen:
+                    module.grads.pop(key, None)
 
     def zero_grad(self):
         for grad in self.grads.values():

@@ -37,7 +37,8 @@ class RMSNorm(Module):
         # dw = sum(dy * x_hat);  dx = (dy*w - x_hat * mean(dy*w * x_hat)) / rms
         x_hat = self.x_hat
         width = x_hat.shape[-1]
-        self.grads["weight"] += column_dot(dy.reshape(-1, width), x_hat.reshape(-1, width))
+        if "weight" in self.grads:  # absent when frozen
+            self.grads["weight"] += column_dot(dy.reshape(-1, width), x_hat.reshape(-1, width))
         d_x = dy * self.params["weight"]
         d_x -= x_hat * (row_dot(d_x, x_hat) / width)
         d_x *= self.inv_rms

@@ -84,10 +84,16 @@ def without_pronoun(template):
 
 
 def generate_story(rng, grammar):
+    return compose_story(rng, grammar)[0]
+
+
+def compose_story(rng, grammar):
+    """(text, cast, plot index): the story and what it is about (for questions on it)."""
     cast = new_cast(rng, grammar)
     used = set()  # each sentence (or its twin) at most once per story
     sentences = []
-    for part in pick(rng, PLOTS):
+    plot = int(rng.random() * len(PLOTS))  # what pick(rng, PLOTS) does, keeping the index
+    for part in PLOTS[plot]:
         if part.endswith("?"):
             if rng.random() < 0.5:
                 continue
@@ -95,7 +101,7 @@ def generate_story(rng, grammar):
         template = pick(rng, [t for t in grammar.templates[part] if without_pronoun(t) not in used])
         used.add(without_pronoun(template))
         sentences.append(fill(template, cast, rng, grammar))
-    return grammar.sentence_separator.join(sentences)
+    return grammar.sentence_separator.join(sentences), cast, plot
 
 
 def generate_stories(n, seed, language="mixed"):

@@ -195,6 +195,7 @@ def train(settings, train_tokens, val_tokens, vocab_size, out_dir, resume=False,
         for name, param in model.params.items():
             param[...] = init_from.params[name]
     optimizer = make_optimizer(settings, model)
+    model.freeze(optimizer.frozen)  # --freeze: no gradient buffers for those (Module.freeze)
     trainable = [name for name in model.params if name not in optimizer.frozen]
     rng = np.random.default_rng(settings.seed)
     start_step = 0
