@@ -193,6 +193,7 @@ def test_adapter_for_another_model_is_refused(tmp_path, rng):
     assert not (tmp_path / "none.npz").exists()
 
 
+@pytest.mark.reference
 def test_peft_loads_our_adapter_on_the_hugging_face_export(tmp_path, rng):
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
