@@ -36,6 +36,7 @@ from .tensors import CHUNK_ELEMENTS, check_tensor_count, make_config
 MAGIC = b"GGUF"
 VERSIONS = (2, 3)
 DEFAULT_ALIGNMENT = 32
+MAX_ARRAY_DEPTH = 8
 
 # Metadata value types: id -> (name, struct format of a scalar, or None).
 VALUE_TYPES = {0: ("UINT8", "<B"), 1: ("INT8", "<b"), 2: ("UINT16", "<H"), 3: ("INT16", "<h"),
@@ -89,11 +90,15 @@ class Reader:
         except UnicodeDecodeError:
             raise file_error(self.path, f"{what} at byte {start} is not UTF-8") from None
 
-    def value(self, type_id, what):
+    def value(self, type_id, what, depth=0):
         if type_id not in VALUE_TYPES:
             raise file_error(self.path, f"{what} has unknown value type {type_id} at byte "
                                         f"{self.position - 4}")
         name, fmt = VALUE_TYPES[type_id]
+        if name == "FLOAT32":
+            # The shortest decimal that is this float32: 1e-05, not 9.999999747378752e-06
+            # (what the config held before it was stored in 32 bits).
+            return float(str(np.float32(self.scalar(fmt, what))))
         if fmt is not None:
             return self.scalar(fmt, what)
         if name == "STRING":
@@ -105,13 +110,17 @@ class Reader:
             start = self.take(count * dtype.itemsize, f"{what} ({count} numbers)")
             array = self.data[start:start + count * dtype.itemsize].view(dtype)
             return array.astype(bool) if element_type == 7 else np.array(array)
-        if element_type == 8:
-            # Each string needs at least its 8-byte length: a count beyond that is a lie.
-            if count * 8 > len(self.data) - self.position:
-                raise file_error(self.path, f"{what} claims {count} strings, more than the "
+        if element_type in (8, 9):  # strings, or arrays (of arrays ...)
+            # Each element needs at least its 8-byte length (a string) or 12 bytes of type
+            # and count (an array): a count beyond what is left of the file is a lie.
+            if count * (8 if element_type == 8 else 12) > len(self.data) - self.position:
+                raise file_error(self.path, f"{what} claims {count} elements, more than the "
                                             "rest of the file can hold: corrupt")
-            return [self.string(f"{what}[{i}]") for i in range(count)]
-        raise file_error(self.path, f"{what} is an array of unsupported type {element_type}")
+            if depth >= MAX_ARRAY_DEPTH:
+                raise file_error(self.path, f"{what}: arrays nested deeper than "
+                                            f"{MAX_ARRAY_DEPTH}: corrupt?")
+            return [self.value(element_type, f"{what}[{i}]", depth + 1) for i in range(count)]
+        raise file_error(self.path, f"{what} is an array of unknown type {element_type}")
 
 
 def read_gguf(path):
