@@ -81,14 +81,14 @@ def _pre_splits(node, path):
 
 
 def _normalizer(node, path):
-    """"always" for LLaMA 2's Prepend("▁") + Replace(" ", "▁") normalizer, None for none."""
+    """"prepend" for LLaMA 2's Prepend("▁") + Replace(" ", "▁") normalizer, None for none."""
     if node is None:
         return None
     steps = node.get("normalizers", []) if node.get("type") == "Sequence" else [node]
     kinds = [step.get("type") for step in steps]
     if kinds == ["Prepend", "Replace"] and steps[0].get("prepend") == SPACE_MARK and \
             steps[1].get("pattern") == {"String": " "} and steps[1].get("content") == SPACE_MARK:
-        return "always"
+        return "prepend"
     if kinds == ["Replace"] and steps[0].get("pattern") == {"String": " "} and \
             steps[0].get("content") == SPACE_MARK:
         return "never"

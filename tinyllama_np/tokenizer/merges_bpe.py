@@ -81,7 +81,8 @@ class MergesBPETokenizer:
     ignore_merges: a chunk that is itself a token is taken whole (LLaMA 3's tokenizer.json).
     prefix: "never", "first" or "always": put "▁" (sentencepiece) or a space (byte_level)
         in front of the text unless it starts with one: of the first piece of text only, or
-        of every piece between added tokens (what a Prepend normalizer does).
+        of every piece between added tokens. "prepend": in front of every piece, even one
+        that starts with a space (what LLaMA 2's Prepend normalizer does).
     split_on_mark: sentencepiece: cut the text before every "▁" first (Metaspace split).
     """
 
@@ -95,8 +96,8 @@ class MergesBPETokenizer:
         self.special = set(special)
         self.bos_id, self.eos_id, self.add_bos = bos_id, eos_id, add_bos
         self.unk_id = unk_id
-        if prefix not in ("never", "first", "always"):
-            raise ValueError(f"prefix must be never, first or always, not {prefix!r}")
+        if prefix not in ("never", "first", "always", "prepend"):
+            raise ValueError(f"prefix must be never, first, always or prepend, not {prefix!r}")
         self.ignore_merges, self.prefix = ignore_merges, prefix
         self.split_on_mark, self.byte_fallback = split_on_mark, byte_fallback
         self.split_patterns = [regex.compile(p) for p in split_patterns]
@@ -180,7 +181,8 @@ class MergesBPETokenizer:
     def _encode_text(self, text, first):
         if self.kind == "sentencepiece":
             text = text.replace(" ", SPACE_MARK)
-            if self._prefixed(first) and not text.startswith(SPACE_MARK):
+            if self.prefix == "prepend" or (
+                    self._prefixed(first) and not text.startswith(SPACE_MARK)):
                 text = SPACE_MARK + text
             chunks = regex.findall(f"[^{SPACE_MARK}]+|{SPACE_MARK}[^{SPACE_MARK}]*", text) \
                 if self.split_on_mark else [text]
