@@ -2,6 +2,7 @@
 
 from .checkpoint import checkpoint_format, load_checkpoint, save_checkpoint
 from .generation import KVCache, generate, generate_stream
+from .generation import chat_prompt, render_segments
 from .gradcheck import gradcheck
 from .models import Llama, LlamaConfig, TransformerBlock, default_hidden_dim
 from .nn import (MLP, CrossEntropyLoss, Embedding, LayerNorm, Linear, Module,

@@ -2,3 +2,4 @@
 
 from .generate import Decoder, generate, generate_stream
 from .kv_cache import KVCache
+from .chat import chat_prompt, render_segments
