@@ -164,3 +164,46 @@ def test_smollm2_weights_match_gguf_and_rows_are_in_meta_order():
         losses[label] = float(model.loss_fn.forward(logits, ids[:, 1:]))
     print(losses)
     assert losses["as stored"] + 0.5 < losses["hf order"]  # measured: 1.32 vs 2.18
+
+
+def test_bad_gguf_files_give_clear_errors(model, tmp_path):
+    path = tmp_path / "good.gguf"
+    write_gguf_model(gguf, model, path, "Q8_0")
+    good = path.read_bytes()
+
+    def damaged(name, data, match):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ValueError, match=match) as info:
+            tl.load_checkpoint(tmp_path / name)
+        assert name in str(info.value)
+
+    damaged("magic.gguf", b"GGUF" + b"\x01\x00\x00\x00" + good[8:], "version 1")
+    damaged("counts.gguf", good[:8] + struct.pack("<Q", 1 << 50) + good[16:], "claims")
+    damaged("string.gguf", good[:24] + struct.pack("<Q", 1 << 60) + good[32:], "truncated")
+    damaged("short.gguf", good[:len(good) // 2], "outside the file|truncated")
+    writer_path = tmp_path / "meta.gguf"
+    write_gguf_model(gguf, model, writer_path, extra={"llama.block_count": ("uint32", 3)})
+    with pytest.raises(ValueError, match="missing|layers need"):
+        tl.load_checkpoint(writer_path)
+    write_gguf_model(gguf, model, writer_path, extra={"llama.attention.head_count": ("uint32", 8)})
+    with pytest.raises(ValueError, match="differs from embedding_length / head_count"):
+        tl.load_checkpoint(writer_path)
+    write_gguf_model(gguf, model, writer_path, extra={"llama.feed_forward_length": ("uint32", 80)})
+    with pytest.raises(ValueError, match="has shape"):
+        tl.load_checkpoint(writer_path)
+    write_gguf_model(gguf, model, writer_path, extra={"llama.rope.scaling.type": ("string", "yarn")})
+    with pytest.raises(ValueError, match="'yarn' is not implemented"):
+        tl.load_checkpoint(writer_path)
+    q2_k = gguf.GGMLQuantizationType.Q2_K
+    writer = gguf.GGUFWriter(str(tmp_path / "q2k.gguf"), "llama")
+    writer.add_tensor("token_embd.weight", np.zeros((4, 84), np.uint8), raw_dtype=q2_k)
+    writer.write_header_to_file(), writer.write_kv_data_to_file()
+    writer.write_tensors_to_file(), writer.close()
+    with pytest.raises(ValueError, match="type 10, which we do not read"):
+        tl.load_checkpoint(tmp_path / "q2k.gguf")
+    writer = gguf.GGUFWriter(str(tmp_path / "arch2.gguf"), "mistral")
+    writer.add_tensor("token_embd.weight", np.zeros((4, 32), np.float32))
+    writer.write_header_to_file(), writer.write_kv_data_to_file()
+    writer.write_tensors_to_file(), writer.close()
+    with pytest.raises(ValueError, match="'mistral': we load LLaMA models only"):
+        tl.load_checkpoint(tmp_path / "arch2.gguf")
