@@ -9,7 +9,7 @@ files) into a one-line message and a non-zero exit code instead of a traceback.
 import argparse
 import sys
 
-from . import bench, convert, data, generate, tokenizer, train
+from . import bench, chat, convert, data, generate, tokenizer, train
 
 
 def build_parser():
@@ -18,7 +18,7 @@ def build_parser():
         description="A pure-NumPy LLaMA: train, generate, benchmark, convert.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (train, generate, data, tokenizer, convert, bench):
+    for command in (train, generate, chat, data, tokenizer, convert, bench):
         command.add_command(subparsers)
     return parser
 
