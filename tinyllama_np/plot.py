@@ -43,3 +43,33 @@ def bar_chart(labels, values, width=40):
     label_width = max(len(str(label)) for label in labels)
     return "\n".join(f"{str(label):>{label_width}} {'#' * int(round(width * v / largest)):<{width}} {v:.3f}"
                      for label, v in zip(labels, values))
+
+
+def save_png(path, image):
+    """Write a 2-D array of values in [0, 1] as a greyscale PNG (0 black, 1 white).
+
+    PNG by hand, so no imaging library is needed: an 8-byte signature, then chunks of
+    (length, type, data, CRC-32): IHDR (size, 8-bit grey), IDAT (the rows, each prefixed
+    with filter byte 0, zlib-compressed), IEND.
+    """
+    import struct
+    import zlib
+
+    import numpy as np
+
+    from .atomic import atomic_write
+
+    pixels = (np.clip(np.asarray(image, dtype=np.float64), 0, 1) * 255).round().astype(np.uint8)
+    if pixels.ndim != 2 or pixels.size == 0:
+        raise ValueError(f"save_png needs a non-empty 2-D array, got shape {pixels.shape}")
+    height, width = pixels.shape
+    rows = np.concatenate([np.zeros((height, 1), np.uint8), pixels], axis=1).tobytes()
+
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    with atomic_write(path) as file:
+        file.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                   + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
