@@ -72,3 +72,48 @@ def bench_decode(name, steps, out=print):
     speedup = results["greedy, KV cache"] / results["greedy, no cache"]
     out(f"  KV cache speed-up (greedy): {speedup:.1f}x")
     return results
+
+
+def measure_copy_bandwidth(megabytes=256, repeats=3):
+    """Bytes per second this machine moves in a large array copy (read + write), the best of
+    a few: the ceiling for decoding, which streams every weight through once per token."""
+    source = np.ones(megabytes * (1 << 20) // 4, np.float32)
+    target = np.empty_like(source)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        np.copyto(target, source)
+        best = min(best, time.perf_counter() - start)
+    return 2 * source.nbytes / best
+
+
+def bench_decode_checkpoint(path, steps, new_tokens=32, out=print):
+    """Decode speed of a real checkpoint in float32: tokens/s next to the memory-bandwidth
+    bound (copy bandwidth / bytes of weights per token), and the time to first token."""
+    from ..checkpoint import load_checkpoint
+    start = time.perf_counter()
+    model = load_checkpoint(path, dtype=np.float32)
+    loaded = time.perf_counter() - start
+    config = model.config
+    prompt = np.random.default_rng(0).integers(0, config.vocab_size, PROMPT_LEN).tolist()
+    bytes_per_token = weight_bytes_per_token(model)
+    bandwidth = measure_copy_bandwidth()
+    out(f"[{path}] {model.num_params():,} parameters, {config.n_layers} layers, dim "
+        f"{config.dim}, float32: {bytes_per_token / 1e6:.0f} MB of weights read per token; "
+        f"loaded in {loaded:.1f} s")
+    out(f"  memory copy bandwidth {bandwidth / 1e9:.1f} GB/s -> bound "
+        f"{bandwidth / bytes_per_token:.1f} tokens/s")
+    timings = []
+    for _ in range(steps):
+        begin = time.perf_counter()
+        stamps = [time.perf_counter() for _ in generate_stream(model, prompt, new_tokens,
+                                                               temperature=0)]
+        timings.append((stamps[0] - begin, (len(stamps) - 1) / (stamps[-1] - stamps[0])))
+    first = statistics.median(t[0] for t in timings)
+    rate = statistics.median(t[1] for t in timings)
+    out(f"  greedy, KV cache: {rate:.1f} tokens/s ({1e3 / rate:.0f} ms/token, "
+        f"{rate * bytes_per_token / 1e9:.1f} GB/s of weights, "
+        f"{100 * rate * bytes_per_token / bandwidth:.0f}% of the bound); time to first token "
+        f"{1e3 * first:.0f} ms for a {PROMPT_LEN}-token prompt (median of {steps})")
+    return {"tokens_per_s": rate, "bound_tokens_per_s": bandwidth / bytes_per_token,
+            "first_token_s": first}
