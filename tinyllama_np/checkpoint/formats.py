@@ -20,6 +20,7 @@ import numpy as np
 from .files import file_error
 from .gguf import MAGIC as GGUF_MAGIC
 from .gguf import read_gguf_model
+from .gguf_write import write_gguf
 from .huggingface import read_huggingface, save_huggingface
 from .llama2c import MAGIC, read_llama2c, write_llama2c
 from .npz import read_npz, save_npz
@@ -78,7 +79,7 @@ def load_checkpoint(path, dtype=np.float32):
     return build_model(config, tensors, dtype, path)
 
 
-def save_checkpoint(model, path, format="npz", dtype=None):
+def save_checkpoint(model, path, format="npz", dtype=None, tokenizer=None):
     """Write `model` to `path` in `format`; returns the path written.
 
     npz         one file (our format, config inside); into an existing folder: FOLDER/model.npz.
@@ -87,9 +88,17 @@ def save_checkpoint(model, path, format="npz", dtype=None):
     llama2c-v1  llama2.c's versioned .bin (version 1), float32.
     hf          a Hugging Face LLaMA folder (config.json + model.safetensors), created if
                 needed. dtype: float32 (default), bfloat16 or float16.
+    gguf        llama.cpp's GGUF file. dtype: "f32" (default, or float32), "f16" (float16)
+                or "q8_0"; `tokenizer` (ours or llama2.c's) is stored inside when given.
     Every file is written to a temporary name and renamed when complete.
     """
     path = os.fspath(path)
+    if format == "gguf":
+        names = {None: "f32", "float32": "f32", "float16": "f16"}
+        write_gguf(model, path, names.get(dtype, dtype), tokenizer)
+        return path
+    if tokenizer is not None:
+        raise ValueError(f"format {format!r} does not store a tokenizer (gguf does)")
     dtype = None if dtype is None else _dtype_name(dtype)
     if format == "npz":
         if os.path.isdir(path):

@@ -159,11 +159,15 @@ def dequantize(raw, type_name):
 
 def quantize_q8_0(values):
     """float values (a multiple of 32) -> Q8_0 bytes: per block d = max|w| / 127 (as float16),
-    q = round(w / d), as ggml's reference quantiser does."""
+    q = round(w / d) with halves rounded away from zero (C's roundf), as ggml's reference
+    quantiser does."""
     blocks = np.asarray(values, np.float32).reshape(-1, 32)
     d = np.abs(blocks).max(axis=1, keepdims=True) / 127
     inverse = np.divide(1.0, d, out=np.zeros_like(d), where=d > 0)
-    q = np.round(blocks * inverse).astype(np.int8)
+    magnitude = np.abs(blocks * inverse)
+    whole = np.floor(magnitude)  # floor(|x| + 0.5) could round 0.49999997 + 0.5 up to 1
+    rounded = whole + (magnitude - whole >= 0.5)
+    q = (np.sign(blocks) * rounded).astype(np.int8)
     out = np.empty((len(blocks), 34), np.uint8)
     out[:, 0:2] = d.astype("<f2").view(np.uint8)
     out[:, 2:] = q.view(np.uint8)
