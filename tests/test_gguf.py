@@ -207,3 +207,29 @@ def test_bad_gguf_files_give_clear_errors(model, tmp_path):
     writer.write_tensors_to_file(), writer.close()
     with pytest.raises(ValueError, match="'mistral': we load LLaMA models only"):
         tl.load_checkpoint(tmp_path / "arch2.gguf")
+
+
+@needs_smollm2
+def test_smollm2_logits_match_transformers_loading_the_same_gguf():
+    """transformers reads GGUF files itself (its own dequantisation via gguf, its own q/k
+    row permutation into Hugging Face's order, its own tokenizer conversion and chat
+    template): the same prompt ids, the same logits up to float32 rounding."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    folder, name = os.path.split(SMOLLM2)
+    reference = transformers.AutoModelForCausalLM.from_pretrained(folder, gguf_file=name,
+                                                                  dtype=torch.float32)
+    reference_tokenizer = transformers.AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    model, tokenizer = tl.load_checkpoint(SMOLLM2), tl.load_tokenizer(SMOLLM2)
+    messages = [{"role": "user", "content": "What is the capital of Italy? 你好 😀 12345"}]
+    ids = tl.chat_prompt(messages, tokenizer)
+    expected_ids = reference_tokenizer.apply_chat_template(messages, add_generation_prompt=True,
+                                                           tokenize=True)
+    if hasattr(expected_ids, "keys"):
+        expected_ids = expected_ids["input_ids"]
+    assert ids == list(expected_ids)
+    with torch.no_grad():
+        expected = reference(torch.tensor([ids])).logits.numpy()
+    logits = model.forward(np.array([ids]))
+    assert np.abs(logits - expected).max() < 1e-3 * np.abs(expected).max()
+    assert (logits[0].argmax(-1) == expected[0].argmax(-1)).mean() > 0.95

@@ -69,13 +69,14 @@ class ChatSession:
         logits = self._run(ids[common:])
         answer = []
         try:
-            for _ in range(self.max_new_tokens):
+            for step in range(self.max_new_tokens):
                 token = choose_token(logits, np.array(ids + answer), self.rng, **self.options)
                 if token == self.end_id:
                     break
                 answer.append(token)
                 yield token
-                logits = self._run([token])
+                if step < self.max_new_tokens - 1:  # no forward pass for a token never used
+                    logits = self._run([token])
         finally:
             self.messages.append({"role": "assistant",
                                   "content": self.tokenizer.decode(answer)})
