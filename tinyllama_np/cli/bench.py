@@ -27,7 +27,7 @@ def run(args):
     if args.checkpoint is not None:
         if args.suite != ["decode"]:
             raise ValueError("--checkpoint measures decoding: use it with --suite decode")
-        bench_decode_checkpoint(args.checkpoint, args.steps)
+        bench_decode_checkpoint(args.checkpoint, args.steps, use_torch=not args.no_torch)
         return
     for suite in args.suite:
         for name in args.configs:
