@@ -1,5 +1,7 @@
 """Our GGUF writer: read back by us and by the `gguf` package (llama.cpp's reader)."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -71,6 +73,12 @@ def test_our_bpe_tokenizer_round_trips_as_a_gpt2_vocabulary(model, tmp_path):
     fields = gguf.GGUFReader(path).fields
     assert fields["tokenizer.ggml.model"].contents() == "gpt2"
     assert len(fields["tokenizer.ggml.merges"].contents()) == tokenizer.vocab_size - 256 - 2
+    # The vocab + merges tokenizer read back can itself be written again (GGUF -> GGUF).
+    tl.save_checkpoint(model, tmp_path / "again.gguf", format="gguf", tokenizer=back)
+    again = tl.load_tokenizer(tmp_path / "again.gguf")
+    for text in TEXTS:
+        assert again.encode(text, allowed_special="all") == \
+            tokenizer.encode(text, allowed_special="all"), text
 
 
 def test_llama2c_tokenizer_round_trips_as_a_llama_vocabulary(tmp_path):
@@ -127,3 +135,25 @@ def test_convert_command_writes_gguf(model, tmp_path, run_cli):
     assert result.returncode == 0, result.stderr
     assert tl.load_checkpoint(tmp_path / "m.gguf").config == CONFIG
     assert tl.load_tokenizer(tmp_path / "m.gguf").vocab_size == 2048
+
+
+SMOLLM2 = os.environ.get("TINYLLAMA_NP_SMOLLM2")
+
+
+@pytest.mark.skipif(not SMOLLM2 or not os.path.isfile(SMOLLM2),
+                    reason="set TINYLLAMA_NP_SMOLLM2 to SmolLM2-135M-Instruct's GGUF file")
+def test_smollm2_converted_to_q8_0_keeps_its_tokenizer_and_answer(tmp_path, run_cli):
+    result = run_cli("convert", SMOLLM2, str(tmp_path / "q8.gguf"), "--format", "gguf",
+                     "--dtype", "q8_0")
+    assert result.returncode == 0, result.stderr
+    reader = gguf.GGUFReader(tmp_path / "q8.gguf")
+    assert reader.fields["tokenizer.ggml.pre"].contents() == "smollm"
+    assert "<|im_start|>" in reader.fields["tokenizer.chat_template"].contents()
+    model, tokenizer = tl.load_checkpoint(tmp_path / "q8.gguf"), tl.load_tokenizer(
+        tmp_path / "q8.gguf")
+    ids = tl.chat_prompt([{"role": "user", "content": "What is the capital of France?"}],
+                         tokenizer)
+    assert ids == tl.chat_prompt([{"role": "user", "content": "What is the capital of "
+                                   "France?"}], tl.load_tokenizer(SMOLLM2))
+    answer = tl.generate(model, ids, 10, temperature=0, eos_id=tokenizer.eos_id)
+    assert "Paris" in tokenizer.decode(answer)

@@ -4,8 +4,9 @@
                 32; a matrix whose rows are not stays f16, as llama.cpp's converter does);
                 the RMSNorm scales always f32
     metadata    general.architecture = "llama" and the llama.* hyper-parameters
-    tokenizer   ours, when given: byte-level BPE as a "gpt2" vocabulary (tokens + merges),
-                llama2.c's as a "llama" one (tokens + scores + token types)
+    tokenizer   when given: our byte-level BPE as a "gpt2" vocabulary (tokens + merges),
+                llama2.c's as a "llama" one (tokens + scores + token types), and a vocab +
+                merges one (read from GGUF or tokenizer.json) as "gpt2" again
 
 Our BPETokenizer stores ranks, not merges (bpe.py): the merge that makes token t is found by
 running BPE on t's bytes with only the tokens ranked below t, which leaves exactly two
@@ -20,7 +21,8 @@ from ..atomic import atomic_write
 from ..nn.position import scaled_frequencies
 from ..tokenizer.bpe import BPETokenizer
 from ..tokenizer.llama2c import Llama2cTokenizer
-from ..tokenizer.merges_bpe import BYTE_TO_UNICODE, SPACE_MARK
+from ..tokenizer.gguf_vocab import PRE_SPLITS
+from ..tokenizer.merges_bpe import BYTE_TO_UNICODE, SPACE_MARK, MergesBPETokenizer
 from ..tokenizer.patterns import GPT2_PATTERN, LLAMA3_PATTERN
 from .gguf import DEFAULT_ALIGNMENT, GLOBAL_NAMES, LAYER_NAMES, MAGIC, ROPE_FREQS
 from .gguf_quants import TYPE_IDS, quantize_q8_0, tensor_bytes
@@ -30,7 +32,7 @@ DTYPES = {"f32": "F32", "f16": "F16", "q8_0": "Q8_0"}
 FILE_TYPES = {"f32": 0, "f16": 1, "q8_0": 7}  # general.file_type: ggml's "mostly ..." codes
 PRE_NAMES = {LLAMA3_PATTERN: "llama-bpe", GPT2_PATTERN: "gpt-2"}
 UINT32, INT32, FLOAT32, BOOL, STRING, ARRAY = 4, 5, 6, 7, 8, 9
-NORMAL, UNKNOWN, CONTROL, BYTE = 1, 2, 3, 6
+NORMAL, UNKNOWN, CONTROL, USER_DEFINED, BYTE = 1, 2, 3, 4, 6
 
 
 def _string(text):
@@ -174,8 +176,34 @@ def tokenizer_metadata(tokenizer):
                 "tokenizer.ggml.unknown_token_id": (UINT32, 0),
                 "tokenizer.ggml.add_bos_token": (BOOL, True),
                 "tokenizer.ggml.add_space_prefix": (BOOL, True)}
+    if isinstance(tokenizer, MergesBPETokenizer) and tokenizer.kind == "byte_level":
+        return _merges_tokenizer_metadata(tokenizer)
     raise ValueError(f"cannot write a {type(tokenizer).__name__} into GGUF (we write our "
-                     "BPETokenizer and llama2.c's tokenizer)")
+                     "BPETokenizer, llama2.c's tokenizer and byte-level vocab + merges BPE)")
+
+
+def _merges_tokenizer_metadata(tokenizer):
+    """A byte-level vocab + merges tokenizer (from a GGUF file or a tokenizer.json) as a
+    gpt2 vocabulary, if its split patterns are ones llama.cpp knows by name."""
+    patterns = [pattern.pattern for pattern in tokenizer.split_patterns]
+    names = [name for name, known in PRE_SPLITS.items() if known == patterns]
+    if not names:
+        raise ValueError("this tokenizer's split patterns have no GGUF pre-tokenizer name")
+    tokens = [tokenizer.token_of_id[i] for i in range(tokenizer.vocab_size)]
+    types = [CONTROL if token in tokenizer.special else
+             USER_DEFINED if token in tokenizer.added_tokens else NORMAL for token in tokens]
+    merges = sorted(tokenizer.merge_rank.items(), key=lambda item: item[1])
+    metadata = {"tokenizer.ggml.model": (STRING, "gpt2"),
+                "tokenizer.ggml.pre": (STRING, names[0]),
+                "tokenizer.ggml.tokens": (ARRAY, (STRING, tokens)),
+                "tokenizer.ggml.token_type": (ARRAY, (INT32, types)),
+                "tokenizer.ggml.merges": (ARRAY, (STRING, [f"{a} {b}" for (a, b), _ in merges])),
+                "tokenizer.ggml.add_bos_token": (BOOL, bool(tokenizer.add_bos))}
+    for key, value in (("bos", tokenizer.bos_id), ("eos", tokenizer.eos_id),
+                       ("unknown", tokenizer.unk_id)):
+        if value is not None:
+            metadata[f"tokenizer.ggml.{key}_token_id"] = (UINT32, value)
+    return metadata
 
 
 def _stored_type(dtype, value):

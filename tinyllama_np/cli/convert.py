@@ -31,7 +31,7 @@ def add_command(subparsers):
                              "bfloat16; gguf: float32/float16/q8_0; llama2c: float32 only). "
                              "Default float32")
     parser.add_argument("--tokenizer", metavar="PATH",
-                        help="gguf: the tokenizer to store inside (ours or llama2.c's)")
+                        help="gguf: the tokenizer to store inside (default: a GGUF input's own)")
     parser.set_defaults(run=run)
 
 
@@ -46,6 +46,8 @@ def run(args):
             raise ValueError("--tokenizer is for --format gguf (other formats keep the "
                              "tokenizer in its own file)")
         tokenizer = load_tokenizer(args.tokenizer, vocab_size=model.config.vocab_size)
+    elif args.format == "gguf" and source_format == "gguf":
+        tokenizer = load_tokenizer(args.input)  # carried over from one GGUF file to the next
     written = save_checkpoint(model, args.output, format=args.format, dtype=args.dtype,
                               tokenizer=tokenizer)
     c = model.config
