@@ -17,11 +17,12 @@ dims [in, out], so we reverse them to get NumPy's C-order shape.
 A self-describing file: `llama.*` keys give the model's shape (below), `tokenizer.ggml.*`
 its tokenizer (tokenizer/gguf_vocab.py), `tokenizer.chat_template` its chat format.
 
-Row order of q and k (checked, see tests/test_gguf.py and lesson 16). llama.cpp's
-convert_hf_to_gguf.py permutes the rows of Hugging Face's q_proj / k_proj back, so GGUF
-llama files hold wq and wk in Meta's order (RoPE on interleaved pairs, llama.cpp's
-"rope type NORM" for the llama architecture): we load them as they are. SmolLM2's GGUF
-answers sensibly this way; with Hugging Face's row order applied on top it does not.
+Row order of q and k. llama.cpp's convert_hf_to_gguf.py permutes the rows of Hugging
+Face's q_proj / k_proj back, so GGUF llama files hold wq and wk in Meta's order (RoPE on
+interleaved pairs, llama.cpp's "rope type NORM" for the llama architecture): we load them
+as they are. Checked on SmolLM2 (tests/test_gguf.py): its loss on an English text is 1.32
+as stored and 2.18 with Hugging Face's order imposed, and its logits equal those of
+transformers reading the same file (which permutes the rows into its own order).
 """
 
 import math
