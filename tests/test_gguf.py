@@ -194,6 +194,17 @@ def test_bad_gguf_files_give_clear_errors(model, tmp_path):
     write_gguf_model(gguf, model, writer_path, extra={"llama.rope.scaling.type": ("string", "yarn")})
     with pytest.raises(ValueError, match="'yarn' is not implemented"):
         tl.load_checkpoint(writer_path)
+    write_gguf_model(gguf, model, writer_path, extra={
+        "tokenizer.ggml.model": ("string", "gpt2"), "tokenizer.ggml.pre": ("string", "qwen2"),
+        "tokenizer.ggml.tokens": ("array", ["a", "b"])})
+    with pytest.raises(ValueError, match="'qwen2' is not one we know"):
+        tl.load_tokenizer(writer_path)
+    write_gguf_model(gguf, model, writer_path, extra={
+        "tokenizer.ggml.model": ("string", "bert"), "tokenizer.ggml.tokens": ("array", ["a"])})
+    with pytest.raises(ValueError, match="'bert' is not supported"):
+        tl.load_tokenizer(writer_path)
+    with pytest.raises(ValueError, match="holds no tokenizer"):
+        tl.load_tokenizer(path)
     q2_k = gguf.GGMLQuantizationType.Q2_K
     writer = gguf.GGUFWriter(str(tmp_path / "q2k.gguf"), "llama")
     writer.add_tensor("token_embd.weight", np.zeros((4, 84), np.uint8), raw_dtype=q2_k)

@@ -73,3 +73,13 @@ def test_bad_scaling_is_refused(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="'dynamic' is not implemented"):
         tl.load_checkpoint(tmp_path)
+
+
+@pytest.mark.parametrize("scaling", [LLAMA3, {"rope_type": "linear", "factor": 4.0}])
+def test_rope_backward_with_scaled_frequencies_passes_gradcheck(scaling, rng):
+    # Only the table changes, so the unchanged backward must still be exact.
+    scaling = dict(scaling, **({"original_max_position_embeddings": 16}
+                               if scaling["rope_type"] == "llama3" else {}))
+    rope = tl.RoPE(tl.rope_rotations(8, 32, 500.0, scaling))
+    report = tl.gradcheck(rope, rng.standard_normal((2, 7, 3, 8)), start_pos=5)
+    assert max(report.values()) < 1e-6, report

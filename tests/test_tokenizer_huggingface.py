@@ -168,3 +168,14 @@ def test_smollm2_gguf_tokenizer_matches_tokenizers_built_from_its_vocabulary():
     assert ours.bos_id == 1 and ours.eos_id == 2 and not ours.add_bos
     check_same(reference, ours)
     assert "<|im_start|>" in ours.chat_template
+
+
+def test_generate_on_a_hugging_face_folder_finds_its_tokenizer_json(tmp_path, capsys):
+    from tinyllama_np.cli import main
+    reference, path = trained(pre_tokenizers.ByteLevel(add_prefix_space=False), tmp_path, "hf")
+    config = tl.LlamaConfig(vocab_size=reference.get_vocab_size(), dim=16, n_layers=1,
+                            n_heads=2, max_seq_len=32)
+    tl.save_checkpoint(tl.Llama(config, seed=0), path.parent, format="hf")
+    assert main(["generate", "--checkpoint", str(path.parent), "--prompt", "Once upon",
+                 "--strategy", "greedy", "--max-new-tokens", "3"]) == 0
+    assert capsys.readouterr().out.startswith("Once upon")
