@@ -104,3 +104,24 @@ def test_smollm2_answers_through_the_chat_command():
          "--max-new-tokens", "20"], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "4" in result.stdout and "<|im_start|>" not in result.stdout
+
+
+def test_ctrl_c_in_the_chat_command_ends_the_answer_not_the_chat(monkeypatch, capsys):
+    model, tokenizer = tiny_model(), chatml_tokenizer()
+    monkeypatch.setattr("tinyllama_np.cli.chat.load_model_and_tokenizer",
+                        lambda checkpoint, tokenizer_path: (model, tokenizer))
+    monkeypatch.setattr(sys, "stdin", io.StringIO("First\nSecond\n"))
+    from tinyllama_np.cli import generate as generate_cli
+    original_add, calls = generate_cli.TextPrinter.add, []
+
+    def add_then_interrupt(self, token):
+        calls.append(token)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as if Ctrl-C arrived while the answer was streaming
+        original_add(self, token)
+
+    monkeypatch.setattr(generate_cli.TextPrinter, "add", add_then_interrupt)
+    assert main(["chat", "--checkpoint", "unused", "--max-new-tokens", "5"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("[stopped]") == 1 and out.count("> ") == 3
+    assert len(calls) == 2 + 5  # the second answer ran to its full length
