@@ -181,6 +181,10 @@ def test_bad_gguf_files_give_clear_errors(model, tmp_path):
     damaged("counts.gguf", good[:8] + struct.pack("<Q", 1 << 50) + good[16:], "claims")
     damaged("string.gguf", good[:24] + struct.pack("<Q", 1 << 60) + good[32:], "truncated")
     damaged("short.gguf", good[:len(good) // 2], "outside the file|truncated")
+    key_length = struct.unpack_from("<Q", good, 24)[0]  # the first metadata key
+    type_at = 24 + 8 + key_length
+    damaged("type.gguf", good[:type_at] + struct.pack("<I", 99) + good[type_at + 4:],
+            "unknown value type 99")
     writer_path = tmp_path / "meta.gguf"
     write_gguf_model(gguf, model, writer_path, extra={"llama.block_count": ("uint32", 3)})
     with pytest.raises(ValueError, match="missing|layers need"):
