@@ -95,7 +95,7 @@ def save_checkpoint(model, path, format="npz", dtype=None, tokenizer=None):
     path = os.fspath(path)
     if format == "gguf":
         names = {None: "f32", "float32": "f32", "float16": "f16"}
-        if dtype is not None and dtype not in ("f32", "f16", "q8_0"):
+        if dtype is not None and not isinstance(dtype, str):
             dtype = _dtype_name(dtype)  # np.float16 -> "float16"
         write_gguf(model, path, names.get(dtype, dtype), tokenizer)
         return path
