@@ -11,7 +11,8 @@ One file per idea:
     llama2c.py       llama2.c .bin, legacy and version 1
     safetensors.py   the safetensors file format, by hand
     huggingface.py   Hugging Face LLaMA folders: config.json, names, RoPE row order, shards
-    gguf.py          llama.cpp's GGUF: header, metadata, tensor infos, the llama config
+    gguf.py          llama.cpp's GGUF llama files: the config, names, weights (the container
+                     itself, header / metadata / tensor infos, is ../gguf_file.py)
     gguf_quants.py   GGUF's tensor types: ggml's quantisation blocks, expanded vectorised
     gguf_write.py    writing GGUF (f32 / f16 / q8_0, with a tokenizer inside)
 

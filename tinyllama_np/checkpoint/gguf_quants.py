@@ -13,21 +13,8 @@ does the rest (no Python loop per block). Layouts follow ggml's block structs
 
 import numpy as np
 
-# GGUF type id -> (name, weights per block, bytes per block).
-TENSOR_TYPES = {
-    0: ("F32", 1, 4),
-    1: ("F16", 1, 2),
-    2: ("Q4_0", 32, 18),
-    3: ("Q4_1", 32, 20),
-    6: ("Q5_0", 32, 22),
-    7: ("Q5_1", 32, 24),
-    8: ("Q8_0", 32, 34),
-    12: ("Q4_K", 256, 144),
-    13: ("Q5_K", 256, 176),
-    14: ("Q6_K", 256, 210),
-    30: ("BF16", 1, 2),
-}
-TYPE_IDS = {name: type_id for type_id, (name, _, _) in TENSOR_TYPES.items()}
+# The table of types (name, weights per block, bytes per block) lives with the container.
+from ..gguf_file import TENSOR_TYPES, TYPE_IDS  # noqa: F401
 
 
 def _f16(blocks, start):

@@ -24,14 +24,14 @@ from ..tokenizer.llama2c import Llama2cTokenizer
 from ..tokenizer.gguf_vocab import PRE_SPLITS
 from ..tokenizer.merges_bpe import BYTE_TO_UNICODE, SPACE_MARK, MergesBPETokenizer
 from ..tokenizer.patterns import GPT2_PATTERN, LLAMA3_PATTERN
-from .gguf import DEFAULT_ALIGNMENT, GLOBAL_NAMES, LAYER_NAMES, MAGIC, ROPE_FREQS
+from ..gguf_file import ARRAY, BOOL, DEFAULT_ALIGNMENT, FLOAT32, INT32, MAGIC, STRING, UINT32
+from .gguf import GLOBAL_NAMES, LAYER_NAMES, ROPE_FREQS
 from .gguf_quants import TYPE_IDS, quantize_q8_0, tensor_bytes
 from .tensors import CHUNK_ELEMENTS
 
 DTYPES = {"f32": "F32", "f16": "F16", "q8_0": "Q8_0"}
 FILE_TYPES = {"f32": 0, "f16": 1, "q8_0": 7}  # general.file_type: ggml's "mostly ..." codes
 PRE_NAMES = {LLAMA3_PATTERN: "llama-bpe", GPT2_PATTERN: "gpt-2"}
-UINT32, INT32, FLOAT32, BOOL, STRING, ARRAY = 4, 5, 6, 7, 8, 9
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, BYTE = 1, 2, 3, 4, 6
 
 

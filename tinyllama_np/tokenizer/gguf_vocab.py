@@ -12,8 +12,7 @@
     tokenizer.chat_template     the Jinja template of the chat format (generation/chat.py)
 """
 
-from ..checkpoint.files import file_error
-from ..checkpoint.gguf import read_gguf
+from ..gguf_file import file_error, read_gguf
 from .llama2c import Llama2cTokenizer
 from .merges_bpe import SPACE_MARK, MergesBPETokenizer
 from .patterns import GPT2_PATTERN, LLAMA3_PATTERN

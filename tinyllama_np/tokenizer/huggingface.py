@@ -23,11 +23,15 @@ import os
 
 import regex
 
-from ..checkpoint.files import file_error
 from .merges_bpe import SPACE_MARK, MergesBPETokenizer
 from .patterns import GPT2_PATTERN
 
 CONFIG_FILE = "tokenizer_config.json"
+
+
+def file_error(path, message):
+    """A ValueError whose message starts with the file it is about."""
+    return ValueError(f"{os.fspath(path)}: {message}")
 
 
 def _read_json(path):
