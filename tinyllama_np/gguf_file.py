@@ -36,11 +36,12 @@ VALUE_TYPES = {0: ("UINT8", "<B"), 1: ("INT8", "<b"), 2: ("UINT16", "<H"), 3: ("
                4: ("UINT32", "<I"), 5: ("INT32", "<i"), 6: ("FLOAT32", "<f"), 7: ("BOOL", "<?"),
                8: ("STRING", None), 9: ("ARRAY", None), 10: ("UINT64", "<Q"),
                11: ("INT64", "<q"), 12: ("FLOAT64", "<d")}
-UINT32, INT32, FLOAT32, BOOL, STRING, ARRAY = 4, 5, 6, 7, 8, 9
+UINT32, INT32, FLOAT32, BOOL, STRING, ARRAY = 4, 5, 6, 7, 8, 9  # the ones the writer uses
 NUMPY_TYPES = {0: "<u1", 1: "<i1", 2: "<u2", 3: "<i2", 4: "<u4", 5: "<i4", 6: "<f4",
                7: "<u1", 10: "<u8", 11: "<i8", 12: "<f8"}
 
-# GGUF type id -> (name, weights per block, bytes per block).
+# Tensor types: GGUF type id -> (name, weights per block, bytes per block). The block
+# layouts, and how each expands to float32, are in checkpoint/gguf_quants.py.
 TENSOR_TYPES = {
     0: ("F32", 1, 4),
     1: ("F16", 1, 2),
@@ -55,8 +56,6 @@ TENSOR_TYPES = {
     30: ("BF16", 1, 2),
 }
 TYPE_IDS = {name: type_id for type_id, (name, _, _) in TENSOR_TYPES.items()}
-
-
 
 
 def file_error(path, message):
