@@ -2,6 +2,7 @@
 (which runs the model's real Jinja template), token for token."""
 
 import json
+import os
 
 import pytest
 
@@ -14,14 +15,17 @@ from tinyllama_np.generation.chat import (FORMATS, detect_chat_format, end_of_tu
 TEMPLATES = {
     "chatml": "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}",  # noqa: E501
     "llama3": "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}",  # noqa: E501
+    "llama2": "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}",  # noqa: E501
     "zephyr": "{% for message in messages %}\n{% if message['role'] == 'user' %}\n{{ '<|user|>\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'system' %}\n{{ '<|system|>\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'assistant' %}\n{{ '<|assistant|>\n'  + message['content'] + eos_token }}\n{% endif %}\n{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}",  # noqa: E501
 }
 SPECIALS = {"chatml": ["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
             "llama3": ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>",
                        "<|end_header_id|>", "<|eot_id|>"],
-            "zephyr": ["<s>", "</s>", "<|user|>", "<|assistant|>", "<|system|>"]}
+            "zephyr": ["<s>", "</s>", "<|user|>", "<|assistant|>", "<|system|>"],
+            "llama2": ["<unk>", "<s>", "</s>"]}
 BOS_EOS = {"chatml": ("<|im_start|>", "<|im_end|>"),
-           "llama3": ("<|begin_of_text|>", "<|eot_id|>"), "zephyr": ("<s>", "</s>")}
+           "llama3": ("<|begin_of_text|>", "<|eot_id|>"), "zephyr": ("<s>", "</s>"),
+           "llama2": ("<s>", "</s>")}
 CONVERSATIONS = [
     [{"role": "user", "content": "What is the capital of France?"}],
     [{"role": "system", "content": "You answer in one word."},
@@ -34,6 +38,16 @@ CONVERSATIONS = [
 
 def build(chat_format, tmp_path):
     tokenizers = pytest.importorskip("tokenizers")
+    if chat_format == "llama2":  # LLaMA 2's SentencePiece-style BPE with byte fallback
+        from tokenizers import normalizers
+        from test_tokenizer_huggingface import sentencepiece_style
+        tokenizer, path = sentencepiece_style(tmp_path, "llama2", normalizers.Sequence([
+            normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")]), None,
+            specials=SPECIALS["llama2"])
+        os.replace(path, tmp_path / "tokenizer.json")
+        (tmp_path / "tokenizer_config.json").write_text(json.dumps(
+            {"chat_template": TEMPLATES["llama2"], "bos_token": "<s>", "eos_token": "</s>"}))
+        return tokenizer
     from tokenizers import decoders, pre_tokenizers
     from tokenizers.models import BPE
     from tokenizers.trainers import BpeTrainer
@@ -62,6 +76,8 @@ def test_chat_prompt_matches_apply_chat_template(chat_format, tmp_path):
     ours = tl.load_tokenizer(tmp_path)
     assert detect_chat_format(ours.chat_template) == chat_format
     for messages in CONVERSATIONS:
+        if chat_format == "llama2" and messages[-1]["role"] == "assistant":
+            messages = messages[:-1]  # its template ends each exchange on the user's turn
         for generation_prompt in (True, False):
             expected = reference.apply_chat_template(messages, tokenize=True,
                                                      add_generation_prompt=generation_prompt)

@@ -79,7 +79,7 @@ def test_byte_level_bpe_matches_tokenizers(variant, tmp_path):
     assert tl.load_tokenizer(path.parent).vocab_size == ours.vocab_size  # the folder
 
 
-def sentencepiece_style(tmp_path, name, normalizer, pre_tokenizer):
+def sentencepiece_style(tmp_path, name, normalizer, pre_tokenizer, specials=SPECIALS):
     """A LLaMA 2-style BPE: characters, merges, and <0x00>..<0xFF> for byte fallback."""
     base, _ = trained(pre_tokenizers.Metaspace(), tmp_path, name + "_base",
                       decoder=decoders.Metaspace())
@@ -95,7 +95,7 @@ def sentencepiece_style(tmp_path, name, normalizer, pre_tokenizer):
     tokenizer.pre_tokenizer = pre_tokenizer
     tokenizer.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(),
                                            decoders.Fuse(), decoders.Strip(" ", 1, 0)])
-    tokenizer.add_special_tokens(SPECIALS)
+    tokenizer.add_special_tokens(specials)
     path = tmp_path / f"{name}.json"
     tokenizer.save(str(path))
     return tokenizer, path

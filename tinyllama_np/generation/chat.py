@@ -115,10 +115,10 @@ def _llama2(messages, add_generation_prompt):
             raise ValueError("the LLaMA 2 format needs user and assistant turns to alternate, "
                              "starting with the user")
         if expected == "user":
-            content = message["content"].strip()
+            content = message["content"]
             if index == 0 and system is not None:
-                content = f"<<SYS>>\n{system.strip()}\n<</SYS>>\n\n{content}"
-            segments.append((f"<s>[INST] {content} [/INST]", False))
+                content = f"<<SYS>>\n{system}\n<</SYS>>\n\n{content}"
+            segments.append((f"<s>[INST] {content.strip()} [/INST]", False))
         else:
             segments.append((f" {message['content'].strip()} </s>", True))
     return segments  # the generation prompt is the [/INST] that ends a user turn
