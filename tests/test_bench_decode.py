@@ -27,3 +27,30 @@ def test_weight_bytes_per_token_counts_what_a_step_reads():
     tied_config = bench_decode.LlamaConfig(**{**config.to_dict(), "tie_embeddings": True})
     tied = bench_decode.Llama(tied_config)
     assert bench_decode.weight_bytes_per_token(tied) == sum(p.nbytes for p in tied.params.values())
+
+
+def test_bench_decode_on_a_checkpoint(monkeypatch, capsys, tmp_path):
+    import tinyllama_np as tl
+    model = tl.Llama(bench_decode.DECODE_CONFIGS["small"], seed=0)
+    tl.save_checkpoint(model, tmp_path / "m.npz")
+    monkeypatch.setattr(bench_decode, "measure_copy_bandwidth", lambda: 1e10)
+    assert main(["bench", "--suite", "decode", "--checkpoint", str(tmp_path / "m.npz"),
+                 "--steps", "1", "--no-torch"]) == 0
+    out = capsys.readouterr().out
+    for label in ["MB of weights read per token", "bound", "tokens/s", "time to first token",
+                  "no reference run"]:
+        assert label in out
+    assert main(["bench", "--suite", "model", "--checkpoint", str(tmp_path / "m.npz")]) == 1
+
+
+def test_bench_decode_on_a_checkpoint_against_transformers(monkeypatch, capsys, tmp_path):
+    import pytest
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    import tinyllama_np as tl
+    model = tl.Llama(bench_decode.DECODE_CONFIGS["small"], seed=0)
+    tl.save_checkpoint(model, tmp_path / "m.npz")
+    monkeypatch.setattr(bench_decode, "measure_copy_bandwidth", lambda: 1e10)
+    assert main(["bench", "--suite", "decode", "--checkpoint", str(tmp_path / "m.npz"),
+                 "--steps", "1"]) == 0
+    assert "ratio ours/theirs" in capsys.readouterr().out

@@ -14,6 +14,7 @@ The random test flips and truncates bytes of valid files and sorts every outcome
              is not allowed.
 * max_seq_len  llama2.c version 1 only: the header's seq_len is not cross-checked by anything
              else in the file (the legacy format is: its RoPE tables have seq_len rows).
+             GGUF likewise: its context_length, rms epsilon and rope freq_base.
 
 Truncation must always be an error. Memory is traced: a mutated file may not make the loader
 allocate much more than an intact one (no 100 GB allocations from a corrupt size field).
@@ -34,6 +35,7 @@ from tinyllama_np.checkpoint import write_safetensors
 CONFIG = tl.LlamaConfig(vocab_size=19, dim=16, n_layers=2, n_heads=4, n_kv_heads=2,
                         hidden_dim=24, max_seq_len=8)
 MUTATIONS = 120
+GGUF_UNCHECKED = {"max_seq_len", "norm_eps", "rope_theta"}
 TRUNCATIONS = 40
 
 
@@ -44,6 +46,11 @@ def model():
 
 def write(model, folder, form):
     """A valid checkpoint in `form`; returns (path to load, the file to damage)."""
+    if form == "gguf":  # written by the gguf package (llama.cpp's writer), F16 matrices
+        gguf = pytest.importorskip("gguf")
+        from gguf_files import write_gguf_model
+        write_gguf_model(gguf, model, folder / "model.gguf", "F16")
+        return folder / "model.gguf", folder / "model.gguf"
     if form == "hf":
         tl.save_checkpoint(model, folder / "hf", format="hf", dtype="bfloat16")
         return folder / "hf", folder / "hf" / "model.safetensors"
@@ -61,6 +68,9 @@ def header_positions(form, path):
         return np.arange(256)
     if form == "hf":
         return np.arange(8 + struct.unpack("<Q", data[:8])[0])
+    if form == "gguf":  # everything before the first tensor's data
+        from tinyllama_np.checkpoint.gguf import read_gguf
+        return np.arange(min(begin for _, _, begin in read_gguf(path)[1].values()))
     with zipfile.ZipFile(path) as archive:  # npz: local headers, .npy headers, directory
         starts = [info.header_offset for info in archive.infolist()]
         directory = archive.start_dir
@@ -84,7 +94,7 @@ def outcome(path, reference):
     return ("identical" if changed == 0 else "weights"), changed
 
 
-@pytest.mark.parametrize("form", ["npz", "llama2c", "llama2c-v1", "hf"])
+@pytest.mark.parametrize("form", ["npz", "llama2c", "llama2c-v1", "hf", "gguf"])
 def test_random_damage_gives_clean_errors(form, model, tmp_path):
     path, target = write(model, tmp_path, form)
     reference = tl.load_checkpoint(path)  # for hf: the bf16-rounded weights
@@ -122,7 +132,9 @@ def test_random_damage_gives_clean_errors(form, model, tmp_path):
                 assert form != "npz", "npz checksums must catch changed weights"
                 assert changed <= n_bytes
             elif kind not in ("error", "identical"):
-                assert form == "llama2c-v1" and kind == "max_seq_len", kind
+                # GGUF's metadata numbers are not cross-checked by anything else in the file.
+                assert (form == "llama2c-v1" and kind == "max_seq_len") or (
+                    form == "gguf" and set(kind.split(",")) <= GGUF_UNCHECKED), kind
             seen[kind] = seen.get(kind, 0) + 1
     finally:
         tracemalloc.stop()

@@ -63,7 +63,7 @@ def test_load_tokenizer_folder_with_a_rank_file(trained_path, tmp_path):
 
 
 def test_load_tokenizer_explains_what_it_cannot_read(tmp_path):
-    with pytest.raises(ValueError, match="neither tokenizer.model nor tokenizer.bin"):
+    with pytest.raises(ValueError, match="none of tokenizer.json, tokenizer.model"):
         tl.load_tokenizer(tmp_path)
     sentencepiece = tmp_path / "sp.model"
     sentencepiece.write_bytes(b"\n\x0e\n\x05<unk>\x15\x00\x00\x00\x00\x18\x02" + b"\x00" * 50)
@@ -75,7 +75,7 @@ def test_load_tokenizer_explains_what_it_cannot_read(tmp_path):
         tl.load_tokenizer(garbage)
     other_json = tmp_path / "config.txt"
     other_json.write_text('{"dim": 64}')
-    with pytest.raises(ValueError, match="not a rank file's sidecar"):
+    with pytest.raises(ValueError, match="not a tokenizer.json"):
         tl.load_tokenizer(other_json)
     with pytest.raises(OSError):
         tl.load_tokenizer(tmp_path / "missing.model")

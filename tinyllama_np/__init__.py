@@ -2,6 +2,7 @@
 
 from .checkpoint import checkpoint_format, load_checkpoint, save_checkpoint
 from .generation import KVCache, generate, generate_stream
+from .generation import chat_prompt, render_segments
 from .gradcheck import gradcheck
 from .models import Llama, LlamaConfig, TransformerBlock, default_hidden_dim
 from .models import Bert, BertConfig, EncoderDecoder, EncoderDecoderConfig
@@ -14,6 +15,7 @@ from .nn import (MLP, CrossEntropyLoss, Embedding, LayerNorm, Linear, Module,
 from .stories import (check_sentence, evaluate_stories, generate_stories, split_stories,
                       write_corpus)
 from .tokenizer import BPETokenizer, Llama2cTokenizer, load_tokenizer
+from .tokenizer import MergesBPETokenizer
 
 from .nn.lora import LoRALinear
 from .training.lora import apply_lora, lora_layers, merge_lora, set_lora_training

@@ -4,6 +4,7 @@ The format is recognised from the content, not the file name:
 
     a folder with config.json              Hugging Face LLaMA folder
     a folder with model.npz                a training output folder: its model.npz
+    starts with b"GGUF"                    llama.cpp's GGUF (weights, tokenizer, chat template)
     starts with b"PK"                      zip, so .npz (ours)
     starts with the uint32 0x616b3432      llama2.c, versioned header ("ak42")
     8-byte length, then "{"                a .safetensors file (config.json must sit beside it)
@@ -17,12 +18,15 @@ import struct
 import numpy as np
 
 from .files import file_error
+from .gguf import MAGIC as GGUF_MAGIC
+from .gguf import read_gguf_model
+from .gguf_write import write_gguf
 from .huggingface import read_huggingface, save_huggingface
 from .llama2c import MAGIC, read_llama2c, write_llama2c
 from .npz import read_npz, save_npz
 from .tensors import build_model
 
-FORMATS = ("npz", "llama2c", "llama2c-v1", "hf")
+FORMATS = ("npz", "llama2c", "llama2c-v1", "hf", "gguf")
 TRAINING_OUTPUT_FILE = "model.npz"
 
 
@@ -40,6 +44,8 @@ def checkpoint_format(path):
         head = file.read(16)
     if not head:
         raise file_error(path, "the file is empty")
+    if head.startswith(GGUF_MAGIC):
+        return "gguf"
     if head.startswith(b"PK"):
         return "npz"
     if len(head) >= 4 and struct.unpack("<I", head[:4])[0] == MAGIC:
@@ -66,12 +72,14 @@ def load_checkpoint(path, dtype=np.float32):
         config, tensors = read_npz(path)
     elif form == "hf":
         config, tensors = read_huggingface(path)
+    elif form == "gguf":
+        config, tensors = read_gguf_model(path)
     else:
         config, tensors = read_llama2c(path)
     return build_model(config, tensors, dtype, path)
 
 
-def save_checkpoint(model, path, format="npz", dtype=None):
+def save_checkpoint(model, path, format="npz", dtype=None, tokenizer=None):
     """Write `model` to `path` in `format`; returns the path written.
 
     npz         one file (our format, config inside); into an existing folder: FOLDER/model.npz.
@@ -80,9 +88,19 @@ def save_checkpoint(model, path, format="npz", dtype=None):
     llama2c-v1  llama2.c's versioned .bin (version 1), float32.
     hf          a Hugging Face LLaMA folder (config.json + model.safetensors), created if
                 needed. dtype: float32 (default), bfloat16 or float16.
+    gguf        llama.cpp's GGUF file. dtype: "f32" (default, or float32), "f16" (float16)
+                or "q8_0"; `tokenizer` (ours or llama2.c's) is stored inside when given.
     Every file is written to a temporary name and renamed when complete.
     """
     path = os.fspath(path)
+    if format == "gguf":
+        names = {None: "f32", "float32": "f32", "float16": "f16"}
+        if dtype is not None and not isinstance(dtype, str):
+            dtype = _dtype_name(dtype)  # np.float16 -> "float16"
+        write_gguf(model, path, names.get(dtype, dtype), tokenizer)
+        return path
+    if tokenizer is not None:
+        raise ValueError(f"format {format!r} does not store a tokenizer (gguf does)")
     dtype = None if dtype is None else _dtype_name(dtype)
     if format == "npz":
         if os.path.isdir(path):

@@ -26,6 +26,7 @@ import numpy as np
 from ..atomic import atomic_write
 from .files import file_error
 from .safetensors import read_safetensors, write_safetensors
+from ..nn.position import ROPE_SCALING_FIELDS
 from .tensors import StoredTensor, check_tensor_count, make_config, param_shapes
 
 CONFIG_FILE = "config.json"
@@ -139,6 +140,7 @@ def read_config(path):
         raise file_error(path, f"head_dim {hf['head_dim']!r} differs from hidden_size / "
                                f"num_attention_heads = {dim / n_heads:g}; our attention "
                                "needs them equal")
+    theta, scaling = _rope(hf, path)
     tie = hf.get("tie_word_embeddings", False)
     if not isinstance(tie, bool):
         raise file_error(path, f"config.json field tie_word_embeddings = {tie!r} must be "
@@ -150,27 +152,34 @@ def read_config(path):
         hidden_dim=integer("intermediate_size"),
         max_seq_len=integer("max_position_embeddings", 2048),  # transformers' defaults
         norm_eps=number("rms_norm_eps", hf.get("rms_norm_eps", 1e-6)),
-        rope_theta=number("rope_theta", _rope_theta(hf, path)),
-        tie_embeddings=tie)
+        rope_theta=number("rope_theta", theta), tie_embeddings=tie, rope_scaling=scaling)
 
 
-def _rope_theta(hf, path):
-    """RoPE's theta: inside "rope_parameters" in newer configs, at the top level in older.
+def _rope(hf, path):
+    """(theta, scaling) of RoPE: inside "rope_parameters" in newer configs, at the top level
+    (theta) and in "rope_scaling" in older ones.
 
-    Only plain RoPE is implemented: scaled variants (LLaMA 3.1's "llama3", "linear",
-    "dynamic", "yarn", ...) change the frequencies, and loading them as plain RoPE would give
-    wrong answers beyond short contexts, so they are refused.
+    Implemented scalings (nn/position.py): "llama3" (LLaMA 3.1/3.2) and "linear". Others
+    ("dynamic", "yarn", "longrope", ...) change RoPE in ways we do not implement, and
+    loading them as plain RoPE would give wrong answers, so they are refused.
     """
     parameters = hf.get("rope_parameters") or {}
     scaling = hf.get("rope_scaling") or {}
     if not isinstance(parameters, dict) or not isinstance(scaling, dict):
         raise file_error(path, "rope_parameters / rope_scaling must be JSON objects")
-    rope_type = (parameters.get("rope_type") or scaling.get("rope_type")
-                 or scaling.get("type") or "default")
-    if rope_type != "default":
+    merged = {**scaling, **parameters}
+    rope_type = merged.get("rope_type") or merged.get("type") or "default"
+    theta = parameters.get("rope_theta", hf.get("rope_theta", 10000.0))
+    if rope_type == "default":
+        return theta, None
+    fields = ROPE_SCALING_FIELDS.get(rope_type) if rope_type != "freq_factors" else None
+    if fields is None:
         raise file_error(path, f"RoPE scaling type {rope_type!r} is not implemented (we "
-                               "implement plain RoPE, rope_type 'default')")
-    return parameters.get("rope_theta", hf.get("rope_theta", 10000.0))
+                               "implement 'default', 'llama3' and 'linear')")
+    missing = [name for name in fields if name not in merged]
+    if missing:
+        raise file_error(path, f"RoPE scaling {rope_type!r} lacks {', '.join(missing)}")
+    return theta, {"rope_type": rope_type, **{name: merged[name] for name in fields}}
 
 
 def config_json(config, torch_dtype):
@@ -187,7 +196,7 @@ def config_json(config, torch_dtype):
         "max_position_embeddings": config.max_seq_len,
         "rms_norm_eps": config.norm_eps,
         "rope_theta": config.rope_theta,
-        "rope_scaling": None,
+        "rope_scaling": config.rope_scaling,
         "tie_word_embeddings": config.tie_embeddings,
         "hidden_act": "silu",
         "attention_bias": False,
@@ -270,6 +279,10 @@ def read_huggingface(path):
 
 def save_huggingface(model, folder, dtype="float32"):
     """Write `model` as a Hugging Face LLaMA folder: config.json + model.safetensors."""
+    scaling = model.config.rope_scaling
+    if scaling is not None and scaling["rope_type"] == "freq_factors":
+        raise ValueError("RoPE freq_factors (from a GGUF rope_freqs tensor) have no Hugging "
+                         "Face config form; save as npz or gguf")
     if dtype not in SAVE_DTYPES:
         raise ValueError(f"Hugging Face weights are saved as {', '.join(SAVE_DTYPES)}, "
                          f"not {dtype!r}")

@@ -155,6 +155,8 @@ def _read_version1(data, path):
 def write_llama2c(model, path, version=0):
     """Write `model` as a llama2.c .bin file (version 0 = legacy, or 1), float32."""
     c = model.config
+    if c.rope_scaling is not None:
+        raise ValueError("llama2.c files cannot store RoPE scaling; save in another format")
     if c.norm_eps != NORM_EPS or c.rope_theta != ROPE_THETA:
         raise ValueError(f"llama2.c files cannot store norm_eps={c.norm_eps} or "
                          f"rope_theta={c.rope_theta}: llama2.c always uses {NORM_EPS} and "

@@ -38,7 +38,8 @@ def config_to_json(config):
     values = {}
     for field in fields(config):
         value = getattr(config, field.name)
-        values[field.name] = bool(value) if isinstance(value, (bool, np.bool_)) else \
+        values[field.name] = value if field.name == "rope_scaling" else \
+            bool(value) if isinstance(value, (bool, np.bool_)) else \
             float(value) if field.name in ("norm_eps", "rope_theta") else int(value)
     return json.dumps({"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
                        "config": values}, indent=1)
@@ -61,7 +62,8 @@ def config_from_json(text, path):
     if unknown:
         raise file_error(path, f"the stored config has unknown fields {sorted(unknown)}")
     for name, value in values.items():
-        wanted = (bool,) if name == "tie_embeddings" else \
+        wanted = (dict, type(None)) if name == "rope_scaling" else \
+            (bool,) if name == "tie_embeddings" else \
             (int, float) if name in ("norm_eps", "rope_theta") else (int,)
         if not isinstance(value, wanted) or (bool not in wanted and isinstance(value, bool)):
             raise file_error(path, f"config field {name} = {value!r} has the wrong type")

@@ -4,6 +4,7 @@
     tinyllama-np bench --suite model   forward+backward tokens/s and peak memory
     tinyllama-np bench --suite train   training steps (forward, backward, clip, AdamW)
     tinyllama-np bench --suite decode  generation tokens/s, with and without the KV cache
+    tinyllama-np bench --suite decode --checkpoint model.gguf   a real model's decode speed
     tinyllama-np bench --steps 10      more timed steps (the median is reported)
 
 When torch is installed (`pip install torch==2.13.0`; never a dependency), the same model
@@ -12,7 +13,7 @@ and the ratio is printed. Thread counts are reported, never changed: set
 OPENBLAS_NUM_THREADS / torch's threads yourself to compare other settings.
 """
 
-from ..bench.decode import bench_decode
+from ..bench.decode import bench_decode, bench_decode_checkpoint
 from ..bench.steps import (BENCH_CONFIGS, SUITES, bench_step, measure_matmul_peak,
                            thread_settings)
 
@@ -23,6 +24,11 @@ def run(args):
     print(f"thread settings: {thread_settings()}")
     peak = measure_matmul_peak()
     print(f"float32 matrix-product peak here: {peak / 1e9:.0f} GFLOP/s (1024x1024 @ 1024x1024)")
+    if args.checkpoint is not None:
+        if args.suite != ["decode"]:
+            raise ValueError("--checkpoint measures decoding: use it with --suite decode")
+        bench_decode_checkpoint(args.checkpoint, args.steps, use_torch=not args.no_torch)
+        return
     for suite in args.suite:
         for name in args.configs:
             if suite == "decode":
@@ -43,5 +49,7 @@ def add_command(subparsers):
     parser.add_argument("--suite", nargs="+", default=list(SUITES), choices=list(SUITES),
                         help="model: forward+backward; train: full training steps; "
                         "decode: generation with and without the KV cache")
+    parser.add_argument("--checkpoint", metavar="PATH",
+                        help="with --suite decode: measure this checkpoint (any format)")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     parser.set_defaults(run=run)

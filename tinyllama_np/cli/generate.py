@@ -4,6 +4,7 @@
     tinyllama-np generate --checkpoint out/ --prompt "Once" --strategy greedy
     tinyllama-np generate --checkpoint out/ --prompt "Once" --strategy top-p --top-p 0.8 --seed 1
     tinyllama-np generate --checkpoint out/ --prompt "Once" --compare
+    tinyllama-np generate --checkpoint SmolLM2.gguf --prompt "What is 2+2?" --chat --strategy greedy
 
 --checkpoint is a training output folder (model.npz and the tokenizer beside it) or any
 checkpoint file or folder the project reads; the tokenizer is looked for next to it
@@ -20,8 +21,9 @@ import os
 import sys
 import time
 
-from ..checkpoint import load_checkpoint
+from ..checkpoint import checkpoint_format, load_checkpoint
 from ..generation import generate_stream
+from ..generation.chat import chat_prompt, end_of_turn_id, tokenizer_chat_format
 from ..tokenizer import load_tokenizer
 
 STRATEGIES = ("greedy", "beam", "top-k", "top-p", "sample")
@@ -112,15 +114,23 @@ class TextPrinter:
 
 
 def generate_text(model, tokenizer, prompt, max_new_tokens, options, out, err,
-                  use_cache=True, seed=None):
+                  use_cache=True, seed=None, chat=False):
     """Print the prompt and its continuation as the tokens come; returns the new ids.
 
-    The model reads BOS (when the tokenizer has one) + the prompt's ids, so an empty
-    prompt starts from BOS; BOS and EOS are not printed.
+    The model reads BOS (when the tokenizer has one and uses it: add_bos) + the prompt's
+    ids, so an empty prompt starts from BOS; BOS and EOS are not printed. chat: the prompt
+    is one user message in the model's chat format; only the answer is printed, and it
+    ends at the format's end-of-turn token.
     """
     text_ids = list(tokenizer.encode(prompt))
     bos_id, eos_id = special_id(tokenizer, "bos_id"), special_id(tokenizer, "eos_id")
+    if not getattr(tokenizer, "add_bos", True):
+        bos_id = None
     prompt_ids = ([] if bos_id is None else [bos_id]) + text_ids
+    if chat:
+        chat_format, _ = tokenizer_chat_format(tokenizer)
+        prompt_ids = chat_prompt([{"role": "user", "content": prompt}], tokenizer)
+        eos_id, text_ids = end_of_turn_id(tokenizer, chat_format), []
     if not prompt_ids:
         raise ValueError("the prompt is empty and the tokenizer has no BOS token to start from")
     max_new_tokens = fit_to_context(model, prompt_ids, max_new_tokens, err)
@@ -150,6 +160,8 @@ def load_model_and_tokenizer(checkpoint, tokenizer_path=None):
         folder = os.path.dirname(checkpoint) or "."
         model_path = checkpoint
     model = load_checkpoint(model_path)
+    if tokenizer_path is None and checkpoint_format(model_path) == "gguf":
+        folder = model_path  # a GGUF file holds its tokenizer
     tokenizer = load_tokenizer(tokenizer_path or folder, vocab_size=model.config.vocab_size)
     if tokenizer.vocab_size > model.config.vocab_size:
         raise ValueError(f"the tokenizer has {tokenizer.vocab_size} tokens but the model only "
@@ -171,13 +183,13 @@ def run_with(model, tokenizer, args, out, err):
             options = {**strategy_options(strategy, given, strict=False), **penalty}
             out.write(f"--- {describe(strategy, options)}\n")
             generate_text(model, tokenizer, args.prompt, args.max_new_tokens, options, out, err,
-                          use_cache=not args.no_cache, seed=args.seed)
+                          use_cache=not args.no_cache, seed=args.seed, chat=args.chat)
         return
     strategy = args.strategy or "sample"
     options = {**strategy_options(strategy, given), **penalty}
     start = time.perf_counter()
     new_ids = generate_text(model, tokenizer, args.prompt, args.max_new_tokens, options, out,
-                            err, use_cache=not args.no_cache, seed=args.seed)
+                            err, use_cache=not args.no_cache, seed=args.seed, chat=args.chat)
     seconds = time.perf_counter() - start
     print(f"[{describe(strategy, options)}: {len(new_ids)} tokens in {seconds:.2f} s, "
           f"{len(new_ids) / max(seconds, 1e-9):.1f} tokens/s]", file=err)
@@ -210,6 +222,9 @@ def add_command(subparsers):
     parser.add_argument("--seed", type=int, help="random seed, for repeatable sampling")
     parser.add_argument("--compare", action="store_true",
                         help="run greedy, beam, top-k and top-p on the same prompt")
+    parser.add_argument("--chat", action="store_true",
+                        help="the prompt is a user message in the model's chat format; "
+                             "print the answer")
     parser.add_argument("--no-cache", action="store_true",
                         help="re-read the whole text at every step (slow; to compare)")
     parser.set_defaults(run=run)

@@ -9,7 +9,7 @@ files) into a one-line message and a non-zero exit code instead of a traceback.
 import argparse
 import sys
 
-from . import bench, bert, convert, data, finetune, generate, seq2seq, tokenizer, train
+from . import bench, bert, chat, convert, data, finetune, generate, seq2seq, tokenizer, train
 
 
 def build_parser():
@@ -18,7 +18,7 @@ def build_parser():
         description="A pure-NumPy LLaMA: train, generate, benchmark, convert.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (train, finetune, generate, data, tokenizer, convert, bench, seq2seq, bert):
+    for command in (train, finetune, generate, chat, data, tokenizer, convert, bench, seq2seq, bert):
         command.add_command(subparsers)
     return parser
 

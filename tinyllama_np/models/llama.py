@@ -15,6 +15,7 @@ import numpy as np
 
 from ..nn import (CrossEntropyLoss, Embedding, Linear, Module, MultiHeadAttention, RMSNorm,
                  SwiGLU, causal_mask, rope_rotations)
+from ..nn.position import check_rope_scaling
 
 # LLaMA rounds the SwiGLU hidden size up to a multiple of this. Meta's large models use 256;
 # llama2.c's small models use 32, which keeps small models small.
@@ -40,6 +41,7 @@ class LlamaConfig:
     norm_eps: float = 1e-5
     rope_theta: float = 10000.0
     tie_embeddings: bool = False
+    rope_scaling: dict = None  # None (plain RoPE) or see nn/position.py's scaled_frequencies
 
     def __post_init__(self):
         if self.n_kv_heads is None:
@@ -63,6 +65,7 @@ class LlamaConfig:
             raise ValueError(f"norm_eps must be positive, got {self.norm_eps}")
         if not self.rope_theta > 0:
             raise ValueError(f"rope_theta must be positive, got {self.rope_theta}")
+        check_rope_scaling(self.rope_scaling, self.dim // self.n_heads)
 
     @property
     def head_dim(self):
@@ -111,7 +114,7 @@ class Llama(Module):
         # The projections that write into the residual stream (wo, w2) start smaller, so the
         # stream's variance does not grow with depth: std 0.02 / sqrt(2 * n_layers).
         residual_std = 0.02 / np.sqrt(2 * c.n_layers)
-        rotations = rope_rotations(c.head_dim, c.max_seq_len, c.rope_theta)
+        rotations = rope_rotations(c.head_dim, c.max_seq_len, c.rope_theta, c.rope_scaling)
 
         self.tok_embeddings = self.add_module("tok_embeddings", Embedding(normal((c.vocab_size, c.dim))))
         self.layers = []

@@ -18,17 +18,75 @@ import numpy as np
 from .module import Module
 
 
-def rope_rotations(head_dim, max_seq_len, theta=10000.0):
+def rope_rotations(head_dim, max_seq_len, theta=10000.0, scaling=None):
     """The unit complex numbers e^{i * pos * freq_j}: shape (max_seq_len, head_dim // 2).
 
     freq_j = theta^(-2j / head_dim): pair 0 turns one radian per position, the last pair
     barely moves, so together they encode both short and long distances.
+    scaling: None, or a RoPE scaling that stretches a model's context (scaled_frequencies).
     """
     if head_dim % 2:
         raise ValueError(f"RoPE needs an even head dimension, got {head_dim}")
     freqs = 1.0 / theta ** (np.arange(0, head_dim, 2) / head_dim)
+    if scaling is not None:
+        freqs = scaled_frequencies(freqs, scaling)
     angles = np.outer(np.arange(max_seq_len), freqs)
     return np.exp(1j * angles)
+
+
+ROPE_SCALING_FIELDS = {
+    "linear": ("factor",),
+    "llama3": ("factor", "low_freq_factor", "high_freq_factor",
+               "original_max_position_embeddings"),
+    "freq_factors": ("factors",),
+}
+
+
+def check_rope_scaling(scaling, head_dim):
+    """Raise ValueError unless `scaling` is None or one of ROPE_SCALING_FIELDS, complete."""
+    if scaling is None:
+        return
+    kind = scaling.get("rope_type") if isinstance(scaling, dict) else None
+    if kind not in ROPE_SCALING_FIELDS:
+        raise ValueError(f"RoPE scaling {scaling!r:.100} is not implemented (we implement "
+                         f"{', '.join(ROPE_SCALING_FIELDS)})")
+    if set(scaling) != {"rope_type", *ROPE_SCALING_FIELDS[kind]}:
+        raise ValueError(f"RoPE scaling {kind!r} needs exactly the fields "
+                         f"{', '.join(ROPE_SCALING_FIELDS[kind])}, got {sorted(scaling)}")
+    values = scaling["factors"] if kind == "freq_factors" else \
+        [scaling[name] for name in ROPE_SCALING_FIELDS[kind]]
+    if kind == "freq_factors" and len(values) != head_dim // 2:
+        raise ValueError(f"RoPE freq_factors needs {head_dim // 2} numbers (head_dim / 2), "
+                         f"got {len(values)}")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+               for v in values):
+        raise ValueError(f"RoPE scaling {kind!r}: every value must be a positive number")
+    if kind == "llama3" and not scaling["high_freq_factor"] > scaling["low_freq_factor"]:
+        raise ValueError("RoPE scaling llama3 needs high_freq_factor > low_freq_factor")
+
+
+def scaled_frequencies(freqs, scaling):
+    """The frequencies of a model trained for a longer context than its base RoPE.
+
+    linear        every frequency / factor (positions squeezed: position p acts as p/factor).
+    llama3        LLaMA 3.1's rule, by wavelength 2*pi/freq against the original context L:
+                  wavelengths shorter than L / high_freq_factor are kept (they resolve
+                  nearby tokens), those longer than L / low_freq_factor are divided by
+                  factor, and in between the two are blended linearly in L / wavelength.
+    freq_factors  freq_j / factors[j]: the divisors llama3 computes, as GGUF stores them
+                  (the tensor rope_freqs.weight).
+    """
+    kind = scaling["rope_type"]
+    if kind == "linear":
+        return freqs / scaling["factor"]
+    if kind == "freq_factors":
+        return freqs / np.asarray(scaling["factors"], dtype=np.float64)
+    factor, low, high = scaling["factor"], scaling["low_freq_factor"], scaling["high_freq_factor"]
+    context = scaling["original_max_position_embeddings"]
+    wavelength = 2 * np.pi / freqs
+    smooth = np.clip((context / wavelength - low) / (high - low), 0.0, 1.0)
+    # smooth = 1: short wavelengths, kept; smooth = 0: long ones, divided by factor.
+    return (1 - smooth) * freqs / factor + smooth * freqs
 
 
 class RoPE(Module):

@@ -4,7 +4,11 @@
   there is one                                             -> BPETokenizer
 - our `.json` sidecar itself: the rank file next to it    -> BPETokenizer
 - llama2.c's tokenizer.bin                                 -> Llama2cTokenizer
-- a directory: its tokenizer.model, else its tokenizer.bin
+- Hugging Face's tokenizer.json                            -> MergesBPETokenizer
+- a GGUF file: the tokenizer inside it                    -> MergesBPETokenizer (gpt2)
+                                                             or Llama2cTokenizer (llama)
+- a directory: its tokenizer.json, else tokenizer.model, else tokenizer.bin, else its one
+  .gguf file
 File names do not matter: Meta's LLaMA 2 tokenizer.model is a SentencePiece protobuf,
 LLaMA 3's is a rank file, and both have the same name.
 """
@@ -13,6 +17,8 @@ import os
 import re
 
 from .bpe import BPETokenizer
+from .gguf_vocab import gguf_tokenizer
+from .huggingface import read_tokenizer_json
 from .llama2c import Llama2cTokenizer
 from .rank_file import SIDECAR_SUFFIX
 
@@ -25,22 +31,29 @@ def load_tokenizer(path, vocab_size=None):
     which does not store how many tokens it holds (pass the model's vocab_size)."""
     path = os.fspath(path)
     if os.path.isdir(path):
-        for name in ("tokenizer.model", "tokenizer.bin"):
+        for name in ("tokenizer.json", "tokenizer.model", "tokenizer.bin"):
             candidate = os.path.join(path, name)
             if os.path.isfile(candidate):
                 return load_tokenizer(candidate, vocab_size)
-        raise ValueError(f"{path}: directory holds neither tokenizer.model nor tokenizer.bin")
+        ggufs = sorted(name for name in os.listdir(path) if name.endswith(".gguf"))
+        if len(ggufs) == 1:
+            return load_tokenizer(os.path.join(path, ggufs[0]))
+        raise ValueError(f"{path}: directory holds none of tokenizer.json, tokenizer.model, "
+                         "tokenizer.bin, or a single .gguf file")
 
     with open(path, "rb") as file:
         head = file.read(4096)
     first_line = head.split(b"\n", 1)[0]
     if RANK_LINE.fullmatch(first_line):
         return BPETokenizer.load(path)
+    if head.startswith(b"GGUF"):
+        return gguf_tokenizer(path)
     if head.lstrip().startswith(b"{"):
-        if not path.endswith(SIDECAR_SUFFIX):
-            raise ValueError(f"{path}: a JSON file, but not a rank file's sidecar (which is "
-                             f"named <rank file>{SIDECAR_SUFFIX}); pass the rank file")
-        return BPETokenizer.load(path[:-len(SIDECAR_SUFFIX)])
+        rank_file = path[:-len(SIDECAR_SUFFIX)]
+        if path.endswith(SIDECAR_SUFFIX) and os.path.isfile(rank_file) and \
+                RANK_LINE.fullmatch(_first_line(rank_file)):
+            return BPETokenizer.load(rank_file)  # our sidecar: open its rank file
+        return read_tokenizer_json(path)
     try:
         return Llama2cTokenizer.load(path, vocab_size)
     except ValueError as error:
@@ -50,6 +63,11 @@ def load_tokenizer(path, vocab_size=None):
                 f"tokenizer.model), which we do not read; export it to tokenizer.bin with "
                 f"llama2.c's tokenizer.py") from None
         raise ValueError(f"not a rank file, a sidecar or a tokenizer.bin: {error}") from None
+
+
+def _first_line(path):
+    with open(path, "rb") as file:
+        return file.read(4096).split(b"\n", 1)[0]
 
 
 def _looks_like_sentencepiece_model(head):
