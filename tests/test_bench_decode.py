@@ -43,6 +43,7 @@ def test_bench_decode_on_a_checkpoint(monkeypatch, capsys, tmp_path):
     assert main(["bench", "--suite", "model", "--checkpoint", str(tmp_path / "m.npz")]) == 1
 
 
+@pytest.mark.reference
 def test_bench_decode_on_a_checkpoint_against_transformers(monkeypatch, capsys, tmp_path):
     import pytest
     pytest.importorskip("torch")

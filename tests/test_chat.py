@@ -66,6 +66,7 @@ def build(chat_format, tmp_path):
 
 
 @pytest.mark.parametrize("chat_format", sorted(TEMPLATES))
+@pytest.mark.reference
 def test_chat_prompt_matches_apply_chat_template(chat_format, tmp_path):
     transformers = pytest.importorskip("transformers")
     reference_tokenizer = build(chat_format, tmp_path)
@@ -113,6 +114,7 @@ def test_unknown_template_and_bad_messages_are_refused(tmp_path):
         render_segments([{"role": "assistant", "content": "x"}], "llama2")
 
 
+@pytest.mark.reference
 def test_end_of_turn_token(tmp_path):
     pytest.importorskip("tokenizers")
     build("chatml", tmp_path)

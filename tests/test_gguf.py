@@ -12,6 +12,7 @@ from tinyllama_np.checkpoint.gguf_quants import TENSOR_TYPES, dequantize, quanti
 
 from gguf_files import write_gguf_model
 
+pytestmark = pytest.mark.reference  # counted in the run's summary (conftest.py)
 gguf = pytest.importorskip("gguf")
 
 CONFIG = tl.LlamaConfig(vocab_size=40, dim=64, n_layers=2, n_heads=4, n_kv_heads=2,

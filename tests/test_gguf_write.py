@@ -11,6 +11,7 @@ from tinyllama_np.tokenizer.llama2c import Llama2cTokenizer
 
 from test_tokenizer_llama2c import tokenizer_bin_bytes
 
+pytestmark = pytest.mark.reference  # counted in the run's summary (conftest.py)
 gguf = pytest.importorskip("gguf")
 
 CONFIG = tl.LlamaConfig(vocab_size=2048, dim=64, n_layers=2, n_heads=4, n_kv_heads=2,

@@ -16,6 +16,7 @@ def base_frequencies(head_dim=64, theta=500000.0):
     return 1.0 / theta ** (np.arange(0, head_dim, 2) / head_dim)
 
 
+@pytest.mark.reference
 def test_llama3_frequencies_match_transformers():
     pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")

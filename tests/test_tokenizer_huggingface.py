@@ -9,6 +9,7 @@ import pytest
 import tinyllama_np as tl
 from tinyllama_np.tokenizer.patterns import LLAMA3_PATTERN
 
+pytestmark = pytest.mark.reference  # counted in the run's summary (conftest.py)
 tokenizers = pytest.importorskip("tokenizers")
 from tokenizers import Regex, decoders, normalizers, pre_tokenizers  # noqa: E402
 from tokenizers.models import BPE  # noqa: E402
