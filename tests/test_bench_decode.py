@@ -1,5 +1,7 @@
 """`tinyllama-np bench --suite decode` runs and reports what it should (no speed is asserted)."""
 
+import pytest
+
 from tinyllama_np.bench import decode as bench_decode
 from tinyllama_np.cli import main
 
