@@ -47,7 +47,6 @@ def test_bench_decode_on_a_checkpoint(monkeypatch, capsys, tmp_path):
 
 @pytest.mark.reference
 def test_bench_decode_on_a_checkpoint_against_transformers(monkeypatch, capsys, tmp_path):
-    import pytest
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
     import tinyllama_np as tl
