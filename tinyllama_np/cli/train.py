@@ -97,9 +97,12 @@ def show_samples(model, tokenizer, out_dir, count, shown, temperature, seed, eva
     write_text_atomically(out_dir / "samples.txt", "\n\n".join(stories) + "\n")
     if evaluate:
         report = evaluate_stories(stories)
+        checks = ", ".join(f"{entity} {value:.0%}" for entity, value
+                           in report["entity_consistency"].items())
         print(f"grammar accepts {report['sentence_acceptance']:.0%} of {report['sentences']} "
-              f"sentences; {report['name_consistency']:.0%} of {report['stories']} stories keep "
-              f"their hero's name consistent")
+              f"sentences; {report['all_entities_consistent']:.0%} of {report['stories']} "
+              f"stories keep every character and object the same from start to end "
+              f"({checks})")
         write_text_atomically(out_dir / "samples.json", json.dumps(report, indent=1, ensure_ascii=False))
 
 
