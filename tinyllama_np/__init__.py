@@ -11,5 +11,6 @@ from .nn import (MLP, CrossEntropyLoss, Embedding, LayerNorm, Linear, Module,
 from .stories import (check_sentence, evaluate_stories, generate_stories, split_stories,
                       write_corpus)
 from .tokenizer import BPETokenizer, Llama2cTokenizer, load_tokenizer
+from .nn import CausalAttention
 
 __version__ = "0.1.0"

@@ -5,6 +5,7 @@
     tinyllama-np bench --suite train   training steps (forward, backward, clip, AdamW)
     tinyllama-np bench --suite decode  generation tokens/s, with and without the KV cache
     tinyllama-np bench --steps 10      more timed steps (the median is reported)
+    tinyllama-np bench --profile       where a training step's time goes, per component
 
 When torch is installed (`pip install torch==2.13.0`; never a dependency), the same model
 with the same weights runs in PyTorch eager mode too, in alternating steps back to back,
@@ -13,6 +14,7 @@ OPENBLAS_NUM_THREADS / torch's threads yourself to compare other settings.
 """
 
 from ..bench.decode import bench_decode
+from ..bench.profile import profile_step
 from ..bench.steps import (BENCH_CONFIGS, SUITES, bench_step, measure_matmul_peak,
                            thread_settings)
 
@@ -23,6 +25,13 @@ def run(args):
     print(f"thread settings: {thread_settings()}")
     peak = measure_matmul_peak()
     print(f"float32 matrix-product peak here: {peak / 1e9:.0f} GFLOP/s (1024x1024 @ 1024x1024)")
+    if args.profile:
+        for name in args.configs:
+            config, batch, seq_len = BENCH_CONFIGS[name]
+            print(f"[{name}] profile of one training step: dim {config.dim}, {config.n_layers} "
+                  f"layers, vocab {config.vocab_size}, batch {batch} x seq {seq_len}, float32")
+            profile_step(config, batch, seq_len, args.steps)
+        return
     for suite in args.suite:
         for name in args.configs:
             if suite == "decode":
@@ -44,4 +53,7 @@ def add_command(subparsers):
                         help="model: forward+backward; train: full training steps; "
                         "decode: generation with and without the KV cache")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    parser.add_argument("--profile", action="store_true",
+                        help="instead of the suites: a table of forward and backward time per "
+                        "component (share of the step, GFLOP/s of the matrix products)")
     parser.set_defaults(run=run)
