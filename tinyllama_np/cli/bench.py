@@ -13,7 +13,7 @@ and the ratio is printed. Thread counts are reported, never changed: set
 OPENBLAS_NUM_THREADS / torch's threads yourself to compare other settings.
 """
 
-from ..bench.decode import bench_decode
+from ..bench.decode import bench_decode, bench_python_overhead
 from ..bench.profile import profile_step
 from ..bench.steps import (BENCH_CONFIGS, SUITES, bench_step, measure_matmul_peak,
                            thread_settings)
@@ -41,6 +41,8 @@ def run(args):
             mfu = result["tokens_per_s"] * result["flops_per_token"] / peak
             print(f"  model FLOPs utilisation: {100 * mfu:.0f}% of that peak "
                   f"({result['flops_per_token'] / 1e6:.1f} MFLOP of matrix products per token)")
+        if suite == "decode":
+            bench_python_overhead(args.steps)
 
 
 def add_command(subparsers):

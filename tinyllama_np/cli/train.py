@@ -53,7 +53,7 @@ def run(args):
         settings.check()
         documents, tokenizer, is_stories = resolve_corpus(args.data, args.vocab_size)
         # Everything is checked before anything is written.
-        prepare_token_files(documents, tokenizer, out_dir / "data")
+        prepare_token_files(documents, tokenizer, out_dir / "data", progress=True)
         tokenizer.save(out_dir / "tokenizer.model")
         write_text_atomically(out_dir / "run.json", json.dumps({"data": args.data, "preset": args.preset}))
     train_tokens = load_tokens(out_dir / "data" / "train.npy", tokenizer.vocab_size)
