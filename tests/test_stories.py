@@ -309,10 +309,18 @@ def test_the_issues_example_fails_the_animal_check_only():
     assert report["entity_consistency"] == {"hero": 1.0, "friend": 1.0, "animal": 0.0, "object": 1.0}
 
 
-def test_a_second_friend_in_a_rejected_sentence_fails_the_friend_check():
+def test_another_entity_in_a_rejected_sentence_fails_its_check():
     assert evaluate_stories([EN_STORY])["entity_consistency"]["friend"] == 1.0
     report = evaluate_stories([EN_STORY.replace("Mia smiled.", "Mia and Eli smiled.")])
     assert report["entity_consistency"]["friend"] == 0.0
+    story = ("Once upon a time, there was a little girl named Emma. One morning, Emma went to "
+             "the park. There, Emma found a big pony under a bridge. The pony was hungry.")
+    assert evaluate_stories([story + " Emma gave the pony a hug."])["all_entities_consistent"] == 1.0
+    report = evaluate_stories([story + " Emma gave the frog a hug."])
+    assert report["accepted_sentences"] == report["sentences"] - 1  # not in the grammar
+    assert report["entity_consistency"]["animal"] == 0.0
+    zh = ZH_STORY.replace("小明笑了。", "小明和狐狸笑了。")
+    assert evaluate_stories([zh])["entity_consistency"]["animal"] == 0.0
 
 
 def test_any_text_is_scored_without_error(stories):

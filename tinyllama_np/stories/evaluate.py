@@ -27,14 +27,17 @@ Entity consistency: a story has one hero, at most one friend, at most one animal
 about ({pet.animal}) and at most one object ({thing.thing}). Each is checked on its own,
 and a story passes a check when every mention of that entity holds the same word:
   hero    the name consistency above,
-  friend  every {friend.name} slot holds one name, and no rejected sentence names another
-          friend ("... met a boy named Sam. ... Eli smiled." fails),
+  friend  every {friend.name} slot holds one name ("... met a boy named Sam. ... Eli smiled."
+          fails),
   animal  every {pet.animal} slot holds one animal ("a little frog ... The puppy was happy
           again" fails); free {animal} slots ("asked a cat for help") are not the story's
           animal and may vary,
-  object  every {thing.thing} slot holds one thing ("her red kite ... found the ball" fails).
+  object  every {thing.thing} slot holds one thing ("her red kite ... found the ball" fails),
+and, for each of the three, a sentence the grammar rejects mentions no word of its class
+(friend name, animal, thing) other than the story's own: such a sentence has no reading to
+tell a free slot from the entity, so any other animal or thing in it counts as a change.
 When a sentence has several readings, the first that agrees with the words seen so far is
-used. "all_entities" is the share of stories that pass all four checks.
+used. "all_entities_consistent" is the share of stories that pass all four checks.
 
 Gender agreement: the share of stories whose hero is introduced, whose every introduced
 character has a name of the gender of the word introducing them (girl/boy, 女孩/男孩), and
@@ -163,8 +166,12 @@ def names_are_consistent(sentences, parses):
 # names_are_consistent, which also requires the introduction).
 ENTITY_SLOTS = {"friend": "friend.name", "animal": "pet.animal", "object": "thing.thing"}
 ENTITIES = ("hero",) + tuple(ENTITY_SLOTS)
-FRIEND_NAMES = ascii_word_or_chinese([name for grammar in GRAMMARS.values()
-                                      for name in grammar.words("friend_name")])
+# The words that can name each entity, to find them in sentences the grammar rejects
+# (longest first, so a Chinese word is not found inside a longer one).
+ENTITY_WORDS = {entity: ascii_word_or_chinese(sorted(
+    {word for grammar in GRAMMARS.values() for word in grammar.words(word_class)},
+    key=len, reverse=True))
+    for entity, word_class in (("friend", "friend_name"), ("animal", "animal"), ("object", "thing"))}
 
 
 def entity_words(parse):
@@ -186,10 +193,10 @@ def entities_are_consistent(sentences, parses):
         for entity, word in entity_words(agreeing[0] if agreeing else readings[0]).items():
             if seen.setdefault(entity, word) != word:
                 broken.add(entity)
-    friend = seen.get("friend")
     for sentence, readings in zip(sentences, parses):
-        if not readings and any(name != friend for name in FRIEND_NAMES.findall(sentence)):
-            broken.add("friend")
+        for entity, words in ENTITY_WORDS.items():
+            if not readings and any(word != seen.get(entity) for word in words.findall(sentence)):
+                broken.add(entity)
     checks = {"hero": names_are_consistent(sentences, parses)}
     checks.update({entity: entity not in broken for entity in ENTITY_SLOTS})
     return checks
