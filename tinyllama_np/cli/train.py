@@ -120,7 +120,7 @@ def add_command(subparsers):
     parser.add_argument("--init-from", metavar="CHECKPOINT", help="start from these weights (fine-tuning)")
     parser.add_argument("--samples", type=int, default=40, help="stories to generate and score at the end")
     parser.add_argument("--show", type=int, default=5, help="how many of them to print")
-    parser.add_argument("--temperature", type=float, default=0.6, help="sampling temperature for them")
+    parser.add_argument("--temperature", type=float, default=0.4, help="sampling temperature for them")
     for name, kind, help_text in [
             ("steps", int, "optimizer steps"), ("batch-size", int, "sequences per micro-batch"),
             ("seq-len", int, "tokens per sequence"), ("grad-accum", int, "micro-batches per step"),
