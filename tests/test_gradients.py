@@ -199,3 +199,13 @@ def test_float32_in_float32_out_forward_and_backward(rng):
     loss = CrossEntropyLoss()
     loss.forward(rng.standard_normal((3, 5)).astype(np.float32), np.array([0, 1, 2]))
     assert loss.backward().dtype == np.float32
+
+
+def test_cross_entropy_in_place_gives_the_same_loss_and_gradient(rng):
+    logits, targets = normal(rng, 3, 4, 9), np.array([[1, -1, 4, 0], [8, 8, 2, -1], [0, 1, 2, 3]])
+    copy_loss, in_place_loss = CrossEntropyLoss(), CrossEntropyLoss()
+    expected = copy_loss.forward(logits, targets)
+    original = logits.copy()
+    assert copy_loss.forward(logits, targets) == expected and np.array_equal(logits, original)
+    assert in_place_loss.forward(logits, targets, overwrite_logits=True) == expected
+    np.testing.assert_array_equal(in_place_loss.backward(), copy_loss.backward())

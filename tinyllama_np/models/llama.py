@@ -209,7 +209,7 @@ class Llama(Module):
         """
         self.zero_grad()
         logits = self.forward(tokens, attention_mask)
-        loss = self.loss_fn.forward(logits, targets)
+        loss = self.loss_fn.forward(logits, targets, overwrite_logits=True)
         self.backward(self.loss_fn.backward(1.0))
         return loss, self.grads
 

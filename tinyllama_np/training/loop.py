@@ -168,7 +168,7 @@ def evaluate(model, tokens, settings, batches):
     total = 0.0
     for _ in range(batches):
         x, y = random_batch(tokens, settings.batch_size, settings.seq_len, rng)
-        total += loss_fn.forward(model.forward(x), y)
+        total += loss_fn.forward(model.forward(x), y, overwrite_logits=True)
     return total / batches
 
 
@@ -220,7 +220,7 @@ def train(settings, train_tokens, val_tokens, vocab_size, out_dir, resume=False,
                 loss = 0.0
                 for _ in range(settings.grad_accum):
                     x, y = random_batch(train_tokens, settings.batch_size, settings.seq_len, rng)
-                    loss += loss_fn.forward(model.forward(x), y) / settings.grad_accum
+                    loss += loss_fn.forward(model.forward(x), y, overwrite_logits=True) / settings.grad_accum
                     model.backward(loss_fn.backward(1.0 / settings.grad_accum))
                 grad_norm = clip_grad_norm(model.grads, settings.grad_clip, trainable)
                 if not (math.isfinite(loss) and math.isfinite(grad_norm)):
