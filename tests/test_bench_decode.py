@@ -8,11 +8,14 @@ from tinyllama_np.cli import main
 
 def test_bench_decode_reports_rates_and_speed_up(monkeypatch, capsys):
     monkeypatch.setattr(bench_decode, "NEW_TOKENS", 4)
+    monkeypatch.setattr(bench_decode, "OVERHEAD_CONFIG", bench_decode.LlamaConfig(
+        vocab_size=32, dim=16, n_layers=3, n_heads=2, max_seq_len=32))
     assert main(["bench", "--suite", "decode", "--configs", "small", "--steps", "1"]) == 0
     out = capsys.readouterr().out
     assert "thread settings" in out
     for label in ["greedy, KV cache", "top-p 0.9, KV cache", "greedy, no cache",
-                  "KV cache speed-up"]:
+                  "KV cache speed-up", "ratio tinyllama_np / reference", "memory-bandwidth bound",
+                  "prefill", "per-token Python overhead"]:
         assert label in out
     assert "dim288" not in out  # only the configuration asked for
 
@@ -56,3 +59,17 @@ def test_bench_decode_on_a_checkpoint_against_transformers(monkeypatch, capsys, 
     assert main(["bench", "--suite", "decode", "--checkpoint", str(tmp_path / "m.npz"),
                  "--steps", "1"]) == 0
     assert "ratio ours/theirs" in capsys.readouterr().out
+
+
+def test_reference_decoder_chooses_the_same_tokens_as_generate():
+    import numpy as np
+
+    import tinyllama_np as tl
+    config = tl.LlamaConfig(vocab_size=50, dim=24, n_layers=3, n_heads=6, n_kv_heads=2,
+                            max_seq_len=32)
+    model = tl.Llama(config, seed=3, dtype=np.float32)
+    for param in model.params.values():  # larger weights: a decisive argmax, not near-ties
+        param *= 20 if param.ndim == 2 else 1
+    prompt = [3, 14, 15, 9]
+    expected = tl.generate(model, prompt, 12, temperature=0)
+    assert bench_decode.ReferenceDecoder(model).generate(prompt, 12) == list(expected)

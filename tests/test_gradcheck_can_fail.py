@@ -61,6 +61,19 @@ def attention_without_scale_in_backward(self, d_out):
     return d_scores @ self.k, d_scores.swapaxes(-1, -2) @ self.q_scaled, dv
 
 
+def causal_attention_that_overwrites_key_gradients(self, d_out):
+    # Each block's dk and dv replace the earlier blocks' instead of adding to them.
+    dq = np.empty_like(self.q_scaled)
+    dk, dv = np.zeros_like(self.k), np.zeros_like(self.v)
+    for (start, end, seen), softmax in zip(self.blocks(dq.shape[-2], self.k.shape[-2]), self.softmaxes):
+        d_block = d_out[..., start:end, :]
+        dv[..., :seen, :] = softmax.probs.swapaxes(-1, -2) @ d_block
+        d_scores = softmax.backward(d_block @ self.v[..., :seen, :].swapaxes(-1, -2))
+        dq[..., start:end, :] = d_scores @ self.k[..., :seen, :] * self.scale
+        dk[..., :seen, :] = d_scores.swapaxes(-1, -2) @ self.q_scaled[..., start:end, :]
+    return dq, dk, dv
+
+
 def repeat_kv_backward_that_keeps_one_copy(dx, n_rep):
     batch, seq_len, n_heads, head_dim = dx.shape
     return dx.reshape(batch, seq_len, n_heads // n_rep, n_rep, head_dim)[:, :, :, 0]
@@ -254,6 +267,9 @@ CASES = {
                 lambda rng: (tl.Softmax(), (normal(rng, 3, 6),), {})),
     "ScaledDotProductAttention": (tl.ScaledDotProductAttention, "backward",
                                   attention_without_scale_in_backward, sdpa_left_padded),
+    "CausalAttention": (tl.CausalAttention, "backward", causal_attention_that_overwrites_key_gradients,
+                        lambda rng: (tl.CausalAttention(block_size=2), (normal(rng, 2, 2, 5, 3),
+                                     normal(rng, 2, 2, 5, 3), normal(rng, 2, 2, 5, 3)), {})),
     "repeat_kv (GQA)": (attention_module, "repeat_kv_backward", repeat_kv_backward_that_keeps_one_copy, mha),
     "padding mask": (attention_module, "apply_mask_backward", mask_backward_that_does_nothing,
                      sdpa_left_padded),

@@ -80,6 +80,25 @@ def test_attention_cross_lengths_without_mask(rng):
     assert_gradients_match(tl.gradcheck(tl.ScaledDotProductAttention(), q, k, v))
 
 
+@pytest.mark.parametrize("n_queries,n_keys", [(7, 7), (3, 8)])
+def test_causal_attention_in_blocks(rng, n_queries, n_keys):
+    # Blocks of 3 queries: a ragged last block, and queries at an offset (a cached prefix).
+    q, k, v = normal(rng, 2, 3, n_queries, 4), normal(rng, 2, 3, n_keys, 4), normal(rng, 2, 3, n_keys, 5)
+    report = tl.gradcheck(tl.CausalAttention(block_size=3), q, k, v)
+    assert set(report) == {"input 0", "input 1", "input 2"}
+    assert_gradients_match(report)
+
+
+def test_causal_attention_equals_masked_attention(rng):
+    q, k, v = normal(rng, 2, 3, 10, 4), normal(rng, 2, 3, 10, 4), normal(rng, 2, 3, 10, 5)
+    d_out = normal(rng, 2, 3, 10, 5)
+    blocked, masked = tl.CausalAttention(block_size=4), tl.ScaledDotProductAttention()
+    np.testing.assert_allclose(blocked.forward(q, k, v),
+                               masked.forward(q, k, v, allowed=causal_mask(10)), atol=1e-12)
+    for mine, theirs in zip(blocked.backward(d_out), masked.backward(d_out)):
+        np.testing.assert_allclose(mine, theirs, atol=1e-12)
+
+
 @pytest.mark.parametrize("n_heads,n_kv_heads", [(3, 3), (6, 2), (4, 1)])
 def test_multi_head_attention(rng, n_heads, n_kv_heads):
     head_dim, dim, seq_len = 4, 10, 5
@@ -94,6 +113,15 @@ def test_multi_head_attention(rng, n_heads, n_kv_heads):
     report = tl.gradcheck(attention, normal(rng, 2, seq_len, dim), allowed=allowed)
     assert set(report) == {"input 0", "param wq.weight", "param wk.weight",
                            "param wv.weight", "param wo.weight"}
+    assert_gradients_match(report)
+
+
+def test_multi_head_attention_causal(rng):
+    attention = tl.MultiHeadAttention(normal(rng, 12, 10), normal(rng, 4, 10), normal(rng, 4, 10),
+                                      normal(rng, 10, 12), n_heads=3, n_kv_heads=1,
+                                      rotations=tl.rope_rotations(4, 80))
+    attention.causal_attention.block_size = 16  # 70 positions: 5 blocks, the last ragged
+    report = tl.gradcheck(attention, normal(rng, 1, 70, 10), allowed="causal", max_entries=60)
     assert_gradients_match(report)
 
 
@@ -171,3 +199,13 @@ def test_float32_in_float32_out_forward_and_backward(rng):
     loss = CrossEntropyLoss()
     loss.forward(rng.standard_normal((3, 5)).astype(np.float32), np.array([0, 1, 2]))
     assert loss.backward().dtype == np.float32
+
+
+def test_cross_entropy_in_place_gives_the_same_loss_and_gradient(rng):
+    logits, targets = normal(rng, 3, 4, 9), np.array([[1, -1, 4, 0], [8, 8, 2, -1], [0, 1, 2, 3]])
+    copy_loss, in_place_loss = CrossEntropyLoss(), CrossEntropyLoss()
+    expected = copy_loss.forward(logits, targets)
+    original = logits.copy()
+    assert copy_loss.forward(logits, targets) == expected and np.array_equal(logits, original)
+    assert in_place_loss.forward(logits, targets, overwrite_logits=True) == expected
+    np.testing.assert_array_equal(in_place_loss.backward(), copy_loss.backward())

@@ -55,6 +55,8 @@ def test_every_generated_sentence_is_accepted_and_every_story_is_consistent(stor
         assert report["sentences"] > 5 * len(sample)
         assert report["sentence_acceptance"] == 1.0, report["rejected_examples"]
         assert report["name_consistency"] == 1.0
+        assert report["all_entities_consistent"] == 1.0
+        assert set(report["entity_consistency"].values()) == {1.0}
         assert report["gender_agreement"] == 1.0
         assert report["unfinished_endings"] == 0
 
@@ -244,6 +246,83 @@ def test_a_story_that_switches_language_is_scored_sentence_by_sentence():
     assert not name_consistent(mixed.replace("小明笑了。", "Mia smiled."))
 
 
+# --- the evaluator: every entity -----------------------------------------------------------
+
+ENTITY_SLOT_CLASS = {"friend": ("friend.name", "friend_name"), "animal": ("pet.animal", "animal"),
+                     "object": ("thing.thing", "thing")}
+
+
+def altered_story(story, entity, rng):
+    """The story with the LAST mention of `entity` changed to another word of its class, so
+    that every sentence stays grammatical and only the entity changes; None if the story has
+    no second mention to change (or no change keeps the sentence in the grammar)."""
+    slot, word_class = ENTITY_SLOT_CLASS[entity]
+    sentences, _ = split_sentences(story)
+    mentions = [i for i, sentence in enumerate(sentences)
+                if any(slot in parse.slots for parse in parse_sentence(sentence))]
+    if len(mentions) < 2:
+        return None
+    last = mentions[-1]
+    grammar = CHINESE if re.search(r"[\u4e00-\u9fff]", sentences[last]) else ENGLISH
+    word = next(parse.slots[slot] for parse in parse_sentence(sentences[last]) if slot in parse.slots)
+    others = [other for other in grammar.words(word_class) if other != word]
+    rng.shuffle(others)
+    for other in others:
+        changed = re.sub(rf"(?<![A-Za-z]){re.escape(word)}(?![A-Za-z])", other, sentences[last])
+        if check_sentence(changed) and changed.count(other) == sentences[last].count(word):
+            sentences[last] = changed
+            return grammar.sentence_separator.join(sentences)
+    return None
+
+
+@pytest.mark.parametrize("entity", list(ENTITY_SLOT_CLASS))
+def test_corpus_stories_pass_and_altered_ones_fail_each_entity_check(entity):
+    rng = random.Random(1)
+    corpus = split_stories(CORPUS.read_text(encoding="utf-8"))[:600]
+    originals, altered = [], []
+    for story in corpus:
+        changed = altered_story(story, entity, rng)
+        if changed is not None:
+            originals.append(story)
+            altered.append(changed)
+    languages = {"zh" if re.search(r"[\u4e00-\u9fff]", story) else "en" for story in altered}
+    assert len(altered) >= 50 and languages == {"en", "zh"}
+    before, after = evaluate_stories(originals), evaluate_stories(altered)
+    assert before["entity_consistency"][entity] == 1.0 and before["all_entities_consistent"] == 1.0
+    # Still grammatical, so only the entity check can catch the change...
+    assert after["sentence_acceptance"] == 1.0
+    assert after["entity_consistency"][entity] == 0.0
+    assert after["all_entities_consistent"] == 0.0
+    # ...and the other entities are untouched.
+    for other in ENTITY_SLOT_CLASS:
+        if other != entity:
+            assert after["entity_consistency"][other] == 1.0
+
+
+def test_the_issues_example_fails_the_animal_check_only():
+    story = ("Once upon a time, there was a little girl named Emma. One morning, Emma went to "
+             "the park. There, Emma found a big pony under a bridge. The little frog looked at "
+             "Emma, because it was lost. Emma helped it find its way home. The puppy was happy "
+             "again. Every day, the goat came back to visit Emma.")
+    report = evaluate_stories([story])
+    assert report["sentence_acceptance"] == 1.0
+    assert report["entity_consistency"] == {"hero": 1.0, "friend": 1.0, "animal": 0.0, "object": 1.0}
+
+
+def test_another_entity_in_a_rejected_sentence_fails_its_check():
+    assert evaluate_stories([EN_STORY])["entity_consistency"]["friend"] == 1.0
+    report = evaluate_stories([EN_STORY.replace("Mia smiled.", "Mia and Eli smiled.")])
+    assert report["entity_consistency"]["friend"] == 0.0
+    story = ("Once upon a time, there was a little girl named Emma. One morning, Emma went to "
+             "the park. There, Emma found a big pony under a bridge. The pony was hungry.")
+    assert evaluate_stories([story + " Emma gave the pony a hug."])["all_entities_consistent"] == 1.0
+    report = evaluate_stories([story + " Emma gave the frog a hug."])
+    assert report["accepted_sentences"] == report["sentences"] - 1  # not in the grammar
+    assert report["entity_consistency"]["animal"] == 0.0
+    zh = ZH_STORY.replace("小明笑了。", "小明和狐狸笑了。")
+    assert evaluate_stories([zh])["entity_consistency"]["animal"] == 0.0
+
+
 def test_any_text_is_scored_without_error(stories):
     # A model's samples can be anything: shuffled sentences of both languages, cut anywhere.
     rng = random.Random(0)
@@ -255,7 +334,8 @@ def test_any_text_is_scored_without_error(stories):
         start, end = sorted(rng.randint(0, len(text)) for _ in range(2))
         texts.append(text[start:end] if rng.random() < 0.5 else text)
     report = evaluate_stories(texts)
-    for key in ("sentence_acceptance", "name_consistency", "gender_agreement"):
+    for key in ("sentence_acceptance", "name_consistency", "gender_agreement",
+                "all_entities_consistent"):
         assert 0.0 <= report[key] <= 1.0
     assert report["stories"] == 300 and report["accepted_sentences"] > 0
 

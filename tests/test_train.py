@@ -77,9 +77,9 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
     original = CrossEntropyLoss.forward
     calls = []
 
-    def poisoned(self, logits, targets):
+    def poisoned(self, logits, targets, **options):
         calls.append(1)
-        loss = original(self, logits, targets)
+        loss = original(self, logits, targets, **options)
         return float("nan") if len(calls) == 2 else loss
 
     monkeypatch.setattr(CrossEntropyLoss, "forward", poisoned)

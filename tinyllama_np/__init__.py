@@ -20,5 +20,6 @@ from .tokenizer import MergesBPETokenizer
 from .nn.lora import LoRALinear
 from .training.lora import apply_lora, lora_layers, merge_lora, set_lora_training
 from .checkpoint.adapter import load_adapter, save_adapter
+from .nn import CausalAttention
 
 __version__ = "0.1.0"

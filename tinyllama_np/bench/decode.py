@@ -8,7 +8,20 @@ its figure is the average over the same tokens, from one run.
 
 At batch 1 each new token is a chain of matrix-VECTOR products: every weight is read once
 and used for one multiply-add, so the speed is bounded by memory bandwidth, not FLOPs.
-The GB/s column is (bytes of weights read per token) x (tokens/s).
+The GB/s column is (bytes of weights read per token) x (tokens/s); the bound is this
+machine's measured read bandwidth / (bytes per token).
+
+The yardstick is ReferenceDecoder below: a minimal NumPy greedy decoder of the same model,
+with no modules, no checks, no sampling options, its projections fused (q, k and v in one
+matrix product; w1 and w3 in another) and every buffer allocated once: what a careful
+engineer would write to decode fast in plain NumPy. The ratio tinyllama_np / reference says
+what the readable version costs (or saves). The tests check that it picks the same tokens
+as tl.generate.
+
+Prefill (the prompt in one forward pass, PREFILL_LEN tokens) is reported in tokens/s.
+Per-token Python overhead, which matters for deep models, is measured on OVERHEAD_CONFIG:
+30 layers so narrow that the arithmetic is negligible, so the time per token per layer is
+the cost of the Python code around the arithmetic.
 """
 
 import statistics
@@ -17,7 +30,7 @@ import time
 
 import numpy as np
 
-from ..generation import generate_stream
+from ..generation import KVCache, generate_stream
 from ..models import Llama, LlamaConfig
 
 DECODE_CONFIGS = {
@@ -28,6 +41,25 @@ DECODE_CONFIGS = {
 }
 PROMPT_LEN = 16
 NEW_TOKENS = 128
+PREFILL_LEN = 128
+OVERHEAD_CONFIG = LlamaConfig(vocab_size=32, dim=16, n_layers=30, n_heads=2, max_seq_len=256)
+
+
+def measure_read_bandwidth(megabytes=256, repeats=3):
+    """Bytes/s of summing a large float32 array (far larger than any cache) on one core.
+
+    NumPy's sum runs on one thread; a multi-threaded BLAS can read faster, so on several
+    cores this bound can be exceeded."""
+    data = np.ones(megabytes * 2 ** 18, np.float32)
+    data.sum()
+    best = min(_seconds(data.sum) for _ in range(repeats))
+    return data.nbytes / best
+
+
+def _seconds(function):
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
 
 
 def weight_bytes_per_token(model):
@@ -46,6 +78,35 @@ def time_generation(model, prompt, use_cache, **options):
     stamps = [time.perf_counter() for _ in generate_stream(model, prompt, NEW_TOKENS,
                                                            use_cache=use_cache, **options)]
     return stamps[0] - start, (len(stamps) - 1) / (stamps[-1] - stamps[0])
+
+
+def time_reference(model, prompt):
+    """Decode tokens/s of ReferenceDecoder (greedy), timed like time_generation."""
+    reference = ReferenceDecoder(model)
+    for pos, token in enumerate(prompt):
+        logits = reference.step(token, pos)
+    stamps = []
+    for pos in range(len(prompt), len(prompt) + NEW_TOKENS - 1):
+        logits = reference.step(int(np.argmax(logits)), pos)
+        stamps.append(time.perf_counter())
+    return (len(stamps) - 1) / (stamps[-1] - stamps[0])
+
+
+def time_prefill(model, prompt_len):
+    """Tokens/s of reading a prompt of prompt_len tokens in one forward pass into a KV cache."""
+    tokens = np.random.default_rng(1).integers(0, model.config.vocab_size, (1, prompt_len))
+    return prompt_len / _seconds(lambda: model.forward(tokens, cache=KVCache(model.config)))
+
+
+def python_overhead_per_layer(steps):
+    """Seconds per token per layer of decoding OVERHEAD_CONFIG, ours and the reference's."""
+    model = Llama(OVERHEAD_CONFIG, seed=0, dtype=np.float32)
+    prompt = [1, 2, 3]
+    time_generation(model, prompt, True, temperature=0)
+    ours = statistics.median(time_generation(model, prompt, True, temperature=0)[1]
+                             for _ in range(steps))
+    reference = statistics.median(time_reference(model, prompt) for _ in range(steps))
+    return [1 / (rate * OVERHEAD_CONFIG.n_layers) for rate in (ours, reference)]
 
 
 def bench_decode(name, steps, out=print):
@@ -72,6 +133,20 @@ def bench_decode(name, steps, out=print):
             f"prefill {1e3 * prefill:.1f} ms)")
     speedup = results["greedy, KV cache"] / results["greedy, no cache"]
     out(f"  KV cache speed-up (greedy): {speedup:.1f}x")
+    reference = statistics.median(time_reference(model, prompt) for _ in range(steps))
+    results["reference"] = reference
+    out(f"  reference NumPy loop (fused projections, greedy): {reference:8.1f} tokens/s; "
+        f"ratio tinyllama_np / reference: {results['greedy, KV cache'] / reference:.2f}")
+    bandwidth = measure_read_bandwidth()
+    out(f"  memory-bandwidth bound: {bandwidth / bytes_per_token:.0f} tokens/s "
+        f"(one core reading memory at {bandwidth / 1e9:.1f} GB/s, {bytes_per_token / 1e6:.1f} MB "
+        f"per token; BLAS threads may read faster); "
+        f"greedy decode reaches {100 * results['greedy, KV cache'] * bytes_per_token / bandwidth:.0f}% of it")
+    prefill_len = min(PREFILL_LEN, config.max_seq_len)
+    time_prefill(model, prefill_len)
+    prefill = statistics.median(time_prefill(model, prefill_len) for _ in range(steps))
+    results["prefill"] = prefill
+    out(f"  prefill, {prefill_len} prompt tokens in one pass: {prefill:.0f} tokens/s")
     return results
 
 
@@ -172,3 +247,83 @@ def bench_decode_checkpoint(path, steps, new_tokens=32, use_torch=True, out=prin
     else:
         out(f"  (no reference run: {description})")
     return result
+
+
+def bench_python_overhead(steps, out=print):
+    ours, reference = python_overhead_per_layer(steps)
+    c = OVERHEAD_CONFIG
+    out(f"[overhead] per-token Python overhead: a {c.n_layers}-layer model of dim {c.dim} "
+        f"(arithmetic negligible), greedy decode: {1e6 * ours:.0f} us per layer per token "
+        f"(reference loop {1e6 * reference:.0f} us); a 30-layer model pays "
+        f"{30e3 * ours:.1f} ms per token for it")
+    return ours, reference
+
+
+class ReferenceDecoder:
+    """The yardstick (module docstring): greedy decoding of a Llama's weights, batch 1."""
+
+    def __init__(self, model):
+        c = self.config = model.config
+        p = model.params
+        self.layers = []
+        for i in range(c.n_layers):
+            w = lambda name: p[f"layers.{i}.{name}.weight"]
+            self.layers.append(dict(
+                attention_norm=w("attention_norm"), ffn_norm=w("ffn_norm"),
+                wqkv=np.concatenate([w("attention.wq"), w("attention.wk"), w("attention.wv")]).T.copy(),
+                wo=w("attention.wo").T.copy(),
+                w13=np.concatenate([w("feed_forward.w1"), w("feed_forward.w3")]).T.copy(),
+                w2=w("feed_forward.w2").T.copy()))
+        self.embedding, self.norm = p["tok_embeddings.weight"], p["norm.weight"]
+        self.output = (p["tok_embeddings.weight"] if c.tie_embeddings else p["output.weight"]).T.copy()
+        head_dim, half = c.head_dim, c.head_dim // 2
+        angles = np.outer(np.arange(c.max_seq_len),
+                          1.0 / c.rope_theta ** (np.arange(0, head_dim, 2) / head_dim))
+        self.cos, self.sin = np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
+        shape = (c.n_layers, c.max_seq_len, c.n_kv_heads, head_dim)
+        self.keys, self.values = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+        self.q_dim, self.kv_dim, self.half = c.n_heads * head_dim, c.n_kv_heads * head_dim, half
+
+    def rms_norm(self, x, weight):
+        return x * (weight / np.sqrt(x @ x / x.size + self.config.norm_eps))
+
+    def rope(self, x, pos):
+        """x (heads, head_dim), Meta's interleaved pairs rotated by the angles of `pos`."""
+        even, odd = x[:, 0::2], x[:, 1::2]
+        cos, sin = self.cos[pos], self.sin[pos]
+        out = np.empty_like(x)
+        out[:, 0::2] = even * cos - odd * sin
+        out[:, 1::2] = even * sin + odd * cos
+        return out
+
+    def step(self, token, pos):
+        """Logits (vocab,) for `token` at position `pos`; fills the caches at pos."""
+        c = self.config
+        n_rep, scale = c.n_heads // c.n_kv_heads, c.head_dim ** -0.5
+        x = self.embedding[token].copy()
+        for i, layer in enumerate(self.layers):
+            qkv = self.rms_norm(x, layer["attention_norm"]) @ layer["wqkv"]
+            q = self.rope(qkv[:self.q_dim].reshape(c.n_heads, c.head_dim), pos)
+            self.keys[i, pos] = self.rope(qkv[self.q_dim:self.q_dim + self.kv_dim]
+                                          .reshape(c.n_kv_heads, c.head_dim), pos)
+            self.values[i, pos] = qkv[self.q_dim + self.kv_dim:].reshape(c.n_kv_heads, c.head_dim)
+            keys, values = self.keys[i, :pos + 1], self.values[i, :pos + 1]      # (T, kv, hd)
+            q = q.reshape(c.n_kv_heads, n_rep, c.head_dim)
+            scores = np.einsum("grd,tgd->grt", q, keys) * scale
+            scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
+            scores /= scores.sum(axis=-1, keepdims=True)
+            x = x + np.einsum("grt,tgd->grd", scores, values).reshape(-1) @ layer["wo"]
+            gate, content = np.split(self.rms_norm(x, layer["ffn_norm"]) @ layer["w13"], 2)
+            x = x + (gate / (1.0 + np.exp(-gate)) * content) @ layer["w2"]
+        return self.rms_norm(x, self.norm) @ self.output
+
+    def generate(self, prompt, new_tokens):
+        """Greedy: the prompt one token at a time, then `new_tokens` tokens."""
+        for pos, token in enumerate(prompt):
+            logits = self.step(token, pos)
+        out = []
+        for pos in range(len(prompt), len(prompt) + new_tokens):
+            out.append(int(np.argmax(logits)))
+            if len(out) < new_tokens:
+                logits = self.step(out[-1], pos)
+        return out

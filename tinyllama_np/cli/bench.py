@@ -6,6 +6,7 @@
     tinyllama-np bench --suite decode  generation tokens/s, with and without the KV cache
     tinyllama-np bench --suite decode --checkpoint model.gguf   a real model's decode speed
     tinyllama-np bench --steps 10      more timed steps (the median is reported)
+    tinyllama-np bench --profile       where a training step's time goes, per component
 
 When torch is installed (`pip install torch==2.13.0`; never a dependency), the same model
 with the same weights runs in PyTorch eager mode too, in alternating steps back to back,
@@ -13,7 +14,8 @@ and the ratio is printed. Thread counts are reported, never changed: set
 OPENBLAS_NUM_THREADS / torch's threads yourself to compare other settings.
 """
 
-from ..bench.decode import bench_decode, bench_decode_checkpoint
+from ..bench.decode import bench_decode, bench_decode_checkpoint, bench_python_overhead
+from ..bench.profile import profile_step
 from ..bench.steps import (BENCH_CONFIGS, SUITES, bench_step, measure_matmul_peak,
                            thread_settings)
 
@@ -29,6 +31,13 @@ def run(args):
             raise ValueError("--checkpoint measures decoding: use it with --suite decode")
         bench_decode_checkpoint(args.checkpoint, args.steps, use_torch=not args.no_torch)
         return
+    if args.profile:
+        for name in args.configs:
+            config, batch, seq_len = BENCH_CONFIGS[name]
+            print(f"[{name}] profile of one training step: dim {config.dim}, {config.n_layers} "
+                  f"layers, vocab {config.vocab_size}, batch {batch} x seq {seq_len}, float32")
+            profile_step(config, batch, seq_len, args.steps)
+        return
     for suite in args.suite:
         for name in args.configs:
             if suite == "decode":
@@ -38,6 +47,8 @@ def run(args):
             mfu = result["tokens_per_s"] * result["flops_per_token"] / peak
             print(f"  model FLOPs utilisation: {100 * mfu:.0f}% of that peak "
                   f"({result['flops_per_token'] / 1e6:.1f} MFLOP of matrix products per token)")
+        if suite == "decode":
+            bench_python_overhead(args.steps)
 
 
 def add_command(subparsers):
@@ -52,4 +63,7 @@ def add_command(subparsers):
     parser.add_argument("--checkpoint", metavar="PATH",
                         help="with --suite decode: measure this checkpoint (any format)")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    parser.add_argument("--profile", action="store_true",
+                        help="instead of the suites: a table of forward and backward time per "
+                        "component (share of the step, GFLOP/s of the matrix products)")
     parser.set_defaults(run=run)

@@ -53,7 +53,7 @@ def run(args):
         settings.check()
         documents, tokenizer, is_stories = resolve_corpus(args.data, args.vocab_size)
         # Everything is checked before anything is written.
-        prepare_token_files(documents, tokenizer, out_dir / "data")
+        prepare_token_files(documents, tokenizer, out_dir / "data", progress=True)
         tokenizer.save(out_dir / "tokenizer.model")
         write_text_atomically(out_dir / "run.json", json.dumps({"data": args.data, "preset": args.preset}))
     train_tokens = load_tokens(out_dir / "data" / "train.npy", tokenizer.vocab_size)
@@ -102,9 +102,12 @@ def show_samples(model, tokenizer, out_dir, count, shown, temperature, seed, are
     write_text_atomically(out_dir / "samples.txt", "\n\n".join(samples) + "\n")
     if are_stories:
         report = evaluate_stories(samples)
+        checks = ", ".join(f"{entity} {value:.0%}" for entity, value
+                           in report["entity_consistency"].items())
         print(f"grammar accepts {report['sentence_acceptance']:.0%} of {report['sentences']} "
-              f"sentences; {report['name_consistency']:.0%} of {report['stories']} stories keep "
-              f"their hero's name consistent")
+              f"sentences; {report['all_entities_consistent']:.0%} of {report['stories']} "
+              f"stories keep every character and object the same from start to end "
+              f"({checks})")
         write_text_atomically(out_dir / "samples.json", json.dumps(report, indent=1, ensure_ascii=False))
 
 
@@ -122,7 +125,7 @@ def add_command(subparsers):
     parser.add_argument("--init-from", metavar="CHECKPOINT", help="start from these weights (fine-tuning)")
     parser.add_argument("--samples", type=int, default=40, help="texts to generate at the end (stories, scored, on the bundled corpus)")
     parser.add_argument("--show", type=int, default=5, help="how many of them to print")
-    parser.add_argument("--temperature", type=float, default=0.6, help="sampling temperature for them")
+    parser.add_argument("--temperature", type=float, default=0.4, help="sampling temperature for them")
     for name, kind, help_text in [
             ("steps", int, "optimizer steps"), ("batch-size", int, "sequences per micro-batch"),
             ("seq-len", int, "tokens per sequence"), ("grad-accum", int, "micro-batches per step"),

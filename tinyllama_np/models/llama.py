@@ -169,7 +169,7 @@ class Llama(Module):
         if cache is not None:
             self.check_cache(cache, batch, seq_len, attention_mask)
         # A single query (one new token) may look at every key up to it: no mask needed.
-        allowed = causal_mask(seq_len, start_pos) if seq_len > 1 else None
+        allowed = "causal" if seq_len > 1 else None
         if attention_mask is not None:
             attention_mask = np.asarray(attention_mask, dtype=bool)
             if attention_mask.shape != tokens.shape:
@@ -212,7 +212,7 @@ class Llama(Module):
         """
         self.zero_grad()
         logits = self.forward(tokens, attention_mask)
-        loss = self.loss_fn.forward(logits, targets)
+        loss = self.loss_fn.forward(logits, targets, overwrite_logits=True)
         self.backward(self.loss_fn.backward(1.0))
         return loss, self.grads
 

@@ -1,6 +1,6 @@
 """The Transformer components, each a module with forward and a hand-written backward."""
 
-from .attention import MultiHeadAttention, ScaledDotProductAttention, repeat_kv
+from .attention import CausalAttention, MultiHeadAttention, ScaledDotProductAttention, repeat_kv
 from .cross_attention import CrossAttention, SelfAttention
 from .feedforward import MLP, SwiGLU
 from .linear import Embedding, Linear

@@ -51,8 +51,15 @@ class Embedding(Module):
 
     def backward(self, dy):
         # Each row W[t] was copied to every position holding token t, so dW[t] is the sum
-        # of dy over those positions. np.add.at adds correctly when t repeats.
+        # of dy over those positions. Sorting the positions by token puts each token's rows
+        # side by side; np.add.reduceat sums each run in one pass. (np.add.at(dW, tokens, dy)
+        # says the same in one line, but adds one row at a time: many times slower.)
         if "weight" not in self.grads:  # frozen
             return None
-        np.add.at(self.grads["weight"], self.tokens.reshape(-1), dy.reshape(-1, dy.shape[-1]))
+        tokens = self.tokens.reshape(-1)
+        order = np.argsort(tokens, kind="stable")
+        sorted_tokens = tokens[order]
+        run_starts = np.flatnonzero(np.diff(sorted_tokens, prepend=-1))
+        sums = np.add.reduceat(dy.reshape(-1, dy.shape[-1])[order], run_starts, axis=0)
+        self.grads["weight"][sorted_tokens[run_starts]] += sums
         return None

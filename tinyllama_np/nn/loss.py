@@ -13,8 +13,12 @@ IGNORE_INDEX = -1
 
 
 class CrossEntropyLoss(Module):
-    def forward(self, logits, targets):
-        """logits (..., vocab), targets (...) of ints -> scalar mean loss (a Python float)."""
+    def forward(self, logits, targets, overwrite_logits=False):
+        """logits (..., vocab), targets (...) of ints -> scalar mean loss (a Python float).
+
+        overwrite_logits=True computes the softmax in the logits array itself, sparing a
+        vocabulary-sized copy: for callers that do not need the logits afterwards (training).
+        """
         targets = np.asarray(targets)
         vocab_size = logits.shape[-1]
         if targets.shape != logits.shape[:-1]:
@@ -32,7 +36,8 @@ class CrossEntropyLoss(Module):
             raise ValueError(f"every target is {IGNORE_INDEX}: nothing to predict")
 
         logits2d = logits.reshape(-1, vocab_size)
-        shifted = logits2d - np.max(logits2d, axis=-1, keepdims=True)
+        shifted = np.subtract(logits2d, np.max(logits2d, axis=-1, keepdims=True),
+                              out=logits2d if overwrite_logits else None)
         shifted_targets = shifted[rows, targets[rows]]
         exps = np.exp(shifted, out=shifted)  # in place: a vocabulary-sized array is large
         sums = np.sum(exps, axis=-1, keepdims=True)

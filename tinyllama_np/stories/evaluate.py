@@ -23,6 +23,22 @@ separate names (grammar.py), so the friend's name in the hero's place ("Sam smil
 is the friend) is a grammar error instead: that sentence is rejected, and the story's names
 stay consistent, since Sam was introduced.
 
+Entity consistency: a story has one hero, at most one friend, at most one animal it is
+about ({pet.animal}) and at most one object ({thing.thing}). Each is checked on its own,
+and a story passes a check when every mention of that entity holds the same word:
+  hero    the name consistency above,
+  friend  every {friend.name} slot holds one name ("... met a boy named Sam. ... Eli smiled."
+          fails),
+  animal  every {pet.animal} slot holds one animal ("a little frog ... The puppy was happy
+          again" fails); free {animal} slots ("asked a cat for help") are not the story's
+          animal and may vary,
+  object  every {thing.thing} slot holds one thing ("her red kite ... found the ball" fails),
+and, for each of the three, a sentence the grammar rejects mentions no word of its class
+(friend name, animal, thing) other than the story's own: such a sentence has no reading to
+tell a free slot from the entity, so any other animal or thing in it counts as a change.
+When a sentence has several readings, the first that agrees with the words seen so far is
+used. "all_entities_consistent" is the share of stories that pass all four checks.
+
 Gender agreement: the share of stories whose hero is introduced, whose every introduced
 character has a name of the gender of the word introducing them (girl/boy, 女孩/男孩), and
 whose pronouns (she/her, he/his/him; 她, 他) all match the hero's gender (in these stories
@@ -146,6 +162,46 @@ def names_are_consistent(sentences, parses):
     return any(hero[0] in NAMES.findall(sentence) for sentence in sentences[1:])
 
 
+# The entities of a story and the slot that names each one (the hero is checked by
+# names_are_consistent, which also requires the introduction).
+ENTITY_SLOTS = {"friend": "friend.name", "animal": "pet.animal", "object": "thing.thing"}
+ENTITIES = ("hero",) + tuple(ENTITY_SLOTS)
+# The words that can name each entity, to find them in sentences the grammar rejects
+# (longest first, so a Chinese word is not found inside a longer one).
+ENTITY_WORDS = {entity: ascii_word_or_chinese(sorted(
+    {word for grammar in GRAMMARS.values() for word in grammar.words(word_class)},
+    key=len, reverse=True))
+    for entity, word_class in (("friend", "friend_name"), ("animal", "animal"), ("object", "thing"))}
+
+
+def entity_words(parse):
+    """{entity: word} for the entity slots of one reading: {"animal": "frog"}."""
+    return {entity: parse.slots[slot] for entity, slot in ENTITY_SLOTS.items()
+            if slot in parse.slots}
+
+
+def entities_are_consistent(sentences, parses):
+    """{entity: passes} for one story (module docstring): sentences and their readings."""
+    seen = {}  # entity -> the first word that named it
+    broken = set()
+    for readings in parses:
+        if not readings:
+            continue
+        agreeing = [parse for parse in readings
+                    if all(seen.get(entity, word) == word
+                           for entity, word in entity_words(parse).items())]
+        for entity, word in entity_words(agreeing[0] if agreeing else readings[0]).items():
+            if seen.setdefault(entity, word) != word:
+                broken.add(entity)
+    for sentence, readings in zip(sentences, parses):
+        for entity, words in ENTITY_WORDS.items():
+            if not readings and any(word != seen.get(entity) for word in words.findall(sentence)):
+                broken.add(entity)
+    checks = {"hero": names_are_consistent(sentences, parses)}
+    checks.update({entity: entity not in broken for entity in ENTITY_SLOTS})
+    return checks
+
+
 def genders_agree(sentences, parses):
     """Gender agreement of one story (module docstring): sentences and their readings."""
     hero = introduced_hero(parses[0]) if sentences else None
@@ -168,6 +224,7 @@ class StoryScore:
     accepted: int
     unfinished: bool
     name_consistent: bool
+    entities: dict  # entity -> passes its check
     genders_agree: bool
     rejected: list
 
@@ -175,12 +232,14 @@ class StoryScore:
 def score_story(story):
     sentences, unfinished = split_sentences(story)
     parses = [parse_sentence(sentence) for sentence in sentences]
+    entities = entities_are_consistent(sentences, parses)
     return StoryScore(
         language=story_language(story),
         sentences=len(sentences),
         accepted=sum(1 for readings in parses if readings),
         unfinished=bool(unfinished),
-        name_consistent=names_are_consistent(sentences, parses),
+        name_consistent=entities["hero"],
+        entities=entities,
         genders_agree=genders_agree(sentences, parses),
         rejected=[sentence for sentence, readings in zip(sentences, parses) if not readings],
     )
@@ -195,6 +254,7 @@ def summarize(scores):
     accepted = sum(score.accepted for score in scores)
     consistent = sum(score.name_consistent for score in scores)
     agreeing = sum(score.genders_agree for score in scores)
+    every = sum(all(score.entities.values()) for score in scores)
     return {
         "stories": len(scores),
         "sentences": sentences,
@@ -202,6 +262,10 @@ def summarize(scores):
         "sentence_acceptance": share(accepted, sentences),
         "name_consistent_stories": consistent,
         "name_consistency": share(consistent, len(scores)),
+        "entity_consistency": {entity: share(sum(score.entities[entity] for score in scores),
+                                             len(scores)) for entity in ENTITIES},
+        "all_entities_consistent_stories": every,
+        "all_entities_consistent": share(every, len(scores)),
         "gender_agreement": share(agreeing, len(scores)),
         "unfinished_endings": sum(score.unfinished for score in scores),
     }
@@ -238,6 +302,11 @@ def format_report(report):
         f"name consistency     {report['name_consistency']:.3f} "
         f"({report['name_consistent_stories']} of {report['stories']} stories"
         f"{by_language('name_consistency')})",
+        "entity consistency   " + ", ".join(f"{entity} {value:.3f}" for entity, value
+                                            in report["entity_consistency"].items()),
+        f"all entities         {report['all_entities_consistent']:.3f} "
+        f"({report['all_entities_consistent_stories']} of {report['stories']} stories"
+        f"{by_language('all_entities_consistent')})",
         f"gender agreement     {report['gender_agreement']:.3f}{by_language('gender_agreement')}",
         f"unfinished endings   {report['unfinished_endings']} (not counted as sentences)",
     ]

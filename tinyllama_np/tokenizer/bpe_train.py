@@ -17,7 +17,7 @@ import heapq
 from collections import Counter, defaultdict
 
 import regex
-from tqdm import tqdm
+from ..progress import progress_bar
 
 
 def train_bpe(text, n_new_tokens, pattern, progress=False):
@@ -44,7 +44,7 @@ def train_bpe(text, n_new_tokens, pattern, progress=False):
     heap = [(-count, pair) for pair, count in pair_counts.items()]
     heapq.heapify(heap)
 
-    bar = tqdm(total=n_new_tokens, desc="BPE merges", disable=not progress)
+    bar = progress_bar(n_new_tokens, unit="merges", desc="BPE", enabled=progress)
     while len(token_bytes) < 256 + n_new_tokens:
         pair = _pop_most_frequent(heap, pair_counts)
         if pair is None:
@@ -58,7 +58,8 @@ def train_bpe(text, n_new_tokens, pattern, progress=False):
             new_id = len(token_bytes)
             token_bytes.append(merged)
             token_id[merged] = new_id
-            bar.update(1)
+            if bar is not None:
+                bar.update(1)
         # The set may name chunks that no longer hold the pair (we never remove from
         # it); merging changes nothing in those, so they are merely a little wasted work.
         grown = set()
@@ -70,7 +71,8 @@ def train_bpe(text, n_new_tokens, pattern, progress=False):
         # other pair could only shrink, which `_pop_most_frequent` copes with.
         for grown_pair in grown:
             heapq.heappush(heap, (-pair_counts[grown_pair], grown_pair))
-    bar.close()
+    if bar is not None:
+        bar.close()
     return token_bytes
 
 

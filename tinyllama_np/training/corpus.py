@@ -66,4 +66,4 @@ def resolve_corpus(data, vocab_size, log=print):
         return documents, load_tokenizer(tokenizer_path), False
     documents = split_documents(read_text(data))
     log(f"training a {vocab_size}-token BPE tokenizer on {data}")
-    return documents, BPETokenizer.train("\n\n".join(documents), vocab_size), False
+    return documents, BPETokenizer.train("\n\n".join(documents), vocab_size, progress=True), False

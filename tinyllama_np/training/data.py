@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_write
+from ..progress import progress_bar
 
 STORY_SEPARATOR = "\n\n"  # the bundled corpus: stories separated by a blank line
 
@@ -36,18 +37,23 @@ def read_text(path):
     return text
 
 
-def encode_documents(documents, tokenizer):
+def encode_documents(documents, tokenizer, progress=False, desc="encoding"):
     """One flat array: BOS doc1 EOS BOS doc2 EOS ... (uint16 when the vocabulary fits)."""
     dtype = np.uint16 if tokenizer.vocab_size <= 2 ** 16 else np.uint32
     ids = []
+    bar = progress_bar(len(documents), unit="documents", desc=desc, enabled=progress)
     for doc in documents:
         ids.append(tokenizer.bos_id)
         ids.extend(tokenizer.encode(doc))
         ids.append(tokenizer.eos_id)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
     return np.array(ids, dtype=dtype)
 
 
-def prepare_token_files(documents, tokenizer, out_dir, val_fraction=0.05):
+def prepare_token_files(documents, tokenizer, out_dir, val_fraction=0.05, progress=False):
     """Write out_dir/train.npy and out_dir/val.npy; return their paths.
 
     The split is by whole documents (the last ones go to validation), so no story is half
@@ -64,7 +70,8 @@ def prepare_token_files(documents, tokenizer, out_dir, val_fraction=0.05):
     paths = {}
     for split, docs in (("train", documents[:-n_val]), ("val", documents[-n_val:])):
         paths[split] = out_dir / f"{split}.npy"
-        save_array_atomically(paths[split], encode_documents(docs, tokenizer))
+        tokens = encode_documents(docs, tokenizer, progress, desc=f"encoding the {split} split")
+        save_array_atomically(paths[split], tokens)
     return paths
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..atomic import write_text_atomically
+from ..progress import progress_bar
 from .data import prepare_token_files, read_text, split_documents
 
 
@@ -71,18 +72,20 @@ def expected_hash(name, root):
 
 def download(url, destination, expected_size=None, progress=True):
     """Stream url into destination (via a temporary file); return its SHA-256."""
-    from tqdm import tqdm
     temporary = destination.with_name(destination.name + ".part")
     digest = hashlib.sha256()
     try:
         with urllib.request.urlopen(url, timeout=30) as response, open(temporary, "wb") as file:
             total = int(response.headers.get("Content-Length") or 0) or expected_size
-            with tqdm(total=total, unit="B", unit_scale=True, desc=destination.parent.name,
-                      disable=not progress) as bar:
-                for block in iter(lambda: response.read(1 << 16), b""):
-                    file.write(block)
-                    digest.update(block)
+            bar = progress_bar(total, unit="B", desc=destination.parent.name, enabled=progress,
+                               unit_scale=True)
+            for block in iter(lambda: response.read(1 << 16), b""):
+                file.write(block)
+                digest.update(block)
+                if bar is not None:
                     bar.update(len(block))
+            if bar is not None:
+                bar.close()
     except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
         temporary.unlink(missing_ok=True)
         reason = getattr(error, "reason", error)
@@ -137,9 +140,9 @@ def prepare(name, vocab_size=2048, root=None, log=print):
     raw = verify(name, root)
     folder = raw.parent
     documents = split_documents(read_text(raw), SOURCES[name].separator)
-    tokenizer = BPETokenizer.train("\n\n".join(documents), vocab_size)
+    tokenizer = BPETokenizer.train("\n\n".join(documents), vocab_size, progress=True)
     tokenizer.save(folder / "tokenizer.model")
-    prepare_token_files(documents, tokenizer, folder)
+    prepare_token_files(documents, tokenizer, folder, progress=True)
     log(f"{name}: {len(documents)} documents; tokenizer ({vocab_size} tokens) and token "
         f"files written to {folder}")
     return folder

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_write, write_text_atomically
+from ..progress import progress_bar
 from .data import random_batch
 from ..models import Llama, LlamaConfig
 from ..nn import CrossEntropyLoss
@@ -167,7 +168,7 @@ def evaluate(model, tokens, settings, batches):
     total = 0.0
     for _ in range(batches):
         x, y = random_batch(tokens, settings.batch_size, settings.seq_len, rng)
-        total += loss_fn.forward(model.forward(x), y)
+        total += loss_fn.forward(model.forward(x), y, overwrite_logits=True)
     return total / batches
 
 
@@ -209,7 +210,7 @@ def train(settings, train_tokens, val_tokens, vocab_size, out_dir, resume=False,
     last_step = settings.steps if stop_at is None else min(stop_at, settings.steps)
     loss_fn = CrossEntropyLoss()
     tokens_per_step = settings.batch_size * settings.seq_len * settings.grad_accum
-    bar = _progress_bar(start_step, last_step, progress)
+    bar = progress_bar(last_step, initial=start_step, unit="steps", enabled=progress)
     step, last_saved = start_step, start_step
     try:
         with open(out_dir / LOG_FILE, "a", encoding="utf-8") as log_file:
@@ -220,7 +221,7 @@ def train(settings, train_tokens, val_tokens, vocab_size, out_dir, resume=False,
                 loss = 0.0
                 for _ in range(settings.grad_accum):
                     x, y = random_batch(train_tokens, settings.batch_size, settings.seq_len, rng)
-                    loss += loss_fn.forward(model.forward(x), y) / settings.grad_accum
+                    loss += loss_fn.forward(model.forward(x), y, overwrite_logits=True) / settings.grad_accum
                     model.backward(loss_fn.backward(1.0 / settings.grad_accum))
                 grad_norm = clip_grad_norm(model.grads, settings.grad_clip, trainable)
                 if not (math.isfinite(loss) and math.isfinite(grad_norm)):
@@ -255,13 +256,6 @@ def train(settings, train_tokens, val_tokens, vocab_size, out_dir, resume=False,
         if bar is not None:
             bar.close()
     return model
-
-
-def _progress_bar(start, total, enabled):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-    return tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, mininterval=0.5)
 
 
 def forget_log_after(out_dir, step):
