@@ -24,7 +24,8 @@ import numpy as np
 from ..atomic import atomic_write
 from ..generation import generate
 from ..nn import CrossEntropyLoss
-from .loop import LOG_FILE, TrainingError, _progress_bar, forget_log_after, frozen_names
+from ..progress import progress_bar
+from .loop import LOG_FILE, TrainingError, forget_log_after, frozen_names
 from .lora import apply_lora, set_lora_training
 from .optim import AdamW, clip_grad_norm, learning_rate
 from .sft import encode_conversation, pad_batch
@@ -160,7 +161,7 @@ def finetune(settings, model, train_examples, val_examples, out_dir, resume=Fals
         log(f"resuming {out_dir} at step {step} of {settings.steps}")
     last_step = settings.steps if stop_at is None else min(stop_at, settings.steps)
     loss_fn = CrossEntropyLoss()
-    bar = _progress_bar(step, last_step, progress)
+    bar = progress_bar(last_step, initial=step, unit="steps", enabled=progress)
     last_saved = step
     try:
         with open(out_dir / LOG_FILE, "a", encoding="utf-8") as log_file:
