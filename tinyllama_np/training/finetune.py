@@ -16,15 +16,15 @@ stopped run resumes bit for bit.
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_write
 from ..generation import generate
 from ..nn import CrossEntropyLoss
 from ..progress import progress_bar
+from . import loop
 from .loop import LOG_FILE, TrainingError, forget_log_after, frozen_names
 from .lora import apply_lora, set_lora_training
 from .optim import AdamW, clip_grad_norm, learning_rate
@@ -100,42 +100,13 @@ def evaluate(model, examples, batch_size):
 
 
 def save_state(out_dir, model, optimizer, step, rng, settings, extra):
-    """OUT/finetune_state.npz, atomically: the trainable tensors, the optimizer, the step,
-    the sampler's RNG, the settings and `extra` (what the command needs to start again)."""
-    arrays = {f"param.{name}": model.params[name] for name in model.grads}
-    optimizer_arrays, optimizer_info = optimizer.state()
-    arrays.update({f"optim.{name}": value for name, value in optimizer_arrays.items()})
-    info = {"step": step, "rng": rng.bit_generator.state, "settings": asdict(settings),
-            "model_config": model.config.to_dict(), "optimizer": optimizer_info, **extra}
-    arrays["info"] = np.array(json.dumps(info))
-    with atomic_write(Path(out_dir) / STATE_FILE) as file:
-        np.savez(file, **arrays)
+    """finetune_state.npz: only the trained weights (model.grads), the optimizer and the rest."""
+    loop.save_state(out_dir, model, optimizer, step, rng, settings, extra, names=list(model.grads),
+                    state_file=STATE_FILE)
 
 
 def load_state(out_dir):
-    path = Path(out_dir) / STATE_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{out_dir} holds no fine-tuning checkpoint ({STATE_FILE} is missing)")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-        info = json.loads(str(arrays.pop("info")))
-    except (ValueError, OSError, KeyError, EOFError) as error:
-        raise ValueError(f"{path} is not a readable fine-tuning checkpoint: {error}") from None
-    return arrays, info
-
-
-def _restore(model, optimizer, arrays, info, path):
-    if info["model_config"] != model.config.to_dict():
-        raise TrainingError(f"{path} was saved from a different base model: "
-                            f"{info['model_config']} versus {model.config.to_dict()}")
-    for name in model.grads:
-        saved = arrays.get(f"param.{name}")
-        if saved is None or saved.shape != model.params[name].shape:
-            raise TrainingError(f"{path}: {name} is missing or has the wrong shape")
-        model.params[name][...] = saved
-    optimizer.load_state({k[len("optim."):]: v for k, v in arrays.items() if k.startswith("optim.")},
-                         info["optimizer"])
+    return loop.load_state(out_dir, STATE_FILE, kind="fine-tuning")
 
 
 def finetune(settings, model, train_examples, val_examples, out_dir, resume=False, stop_at=None,
@@ -154,7 +125,7 @@ def finetune(settings, model, train_examples, val_examples, out_dir, resume=Fals
     step = 0
     if resume:
         arrays, info = load_state(out_dir)
-        _restore(model, optimizer, arrays, info, out_dir / STATE_FILE)
+        loop.restore(model, optimizer, arrays, info, out_dir / STATE_FILE, names=trainable)
         step = info["step"]
         rng.bit_generator.state = info["rng"]
         forget_log_after(out_dir, step)

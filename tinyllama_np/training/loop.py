@@ -118,42 +118,46 @@ def frozen_names(params, prefixes):
 
 # --- checkpoints ----------------------------------------------------------------------
 
-def save_state(out_dir, model, optimizer, step, rng, settings, tokenizer_vocab_size):
-    """Write OUT/train_state.npz atomically: weights, optimizer, step, RNG and settings."""
-    arrays = {f"param.{name}": value for name, value in model.params.items()}
+def save_state(out_dir, model, optimizer, step, rng, settings, extra, names=None,
+               state_file=STATE_FILE):
+    """Write OUT/state_file atomically: the weights `names` (default: all), the optimizer,
+    step, RNG and settings, and the facts in `extra`. Fine-tuning saves only its trained
+    weights (finetune.py)."""
+    names = model.params if names is None else names
+    arrays = {f"param.{name}": model.params[name] for name in names}
     optimizer_arrays, optimizer_info = optimizer.state()
     arrays.update({f"optim.{name}": value for name, value in optimizer_arrays.items()})
     info = {"step": step, "rng": rng.bit_generator.state, "settings": asdict(settings),
-            "model_config": model.config.to_dict(), "optimizer": optimizer_info,
-            "vocab_size": tokenizer_vocab_size}
+            "model_config": model.config.to_dict(), "optimizer": optimizer_info, **extra}
     arrays["info"] = np.array(json.dumps(info))
-    with atomic_write(Path(out_dir) / STATE_FILE) as file:
+    with atomic_write(Path(out_dir) / state_file) as file:
         np.savez(file, **arrays)
 
 
-def load_state(out_dir):
-    """(arrays, info) from OUT/train_state.npz, with a clear error for anything else."""
-    path = Path(out_dir) / STATE_FILE
+def load_state(out_dir, state_file=STATE_FILE, kind="training"):
+    """(arrays, info) from OUT/state_file, with a clear error for anything else."""
+    path = Path(out_dir) / state_file
     if not path.is_file():
-        raise FileNotFoundError(f"{out_dir} holds no training checkpoint ({STATE_FILE} is missing)")
+        raise FileNotFoundError(f"{out_dir} holds no {kind} checkpoint ({state_file} is missing)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
         info = json.loads(str(arrays.pop("info")))
     except (ValueError, OSError, KeyError, EOFError) as error:
-        raise ValueError(f"{path} is not a readable training checkpoint: {error}") from None
+        raise ValueError(f"{path} is not a readable {kind} checkpoint: {error}") from None
     return arrays, info
 
 
-def restore(model, optimizer, arrays, info, path):
+def restore(model, optimizer, arrays, info, path, names=None):
+    """Put the saved weights `names` (default: all) and the optimizer's state back."""
     if info["model_config"] != model.config.to_dict():
         raise TrainingError(f"{path} was saved from a different model configuration: "
                             f"{info['model_config']} versus {model.config.to_dict()}")
-    for name, param in model.params.items():
+    for name in (model.params if names is None else names):
         saved = arrays.get(f"param.{name}")
-        if saved is None or saved.shape != param.shape:
+        if saved is None or saved.shape != model.params[name].shape:
             raise TrainingError(f"{path}: parameter {name} is missing or has the wrong shape")
-        param[...] = saved
+        model.params[name][...] = saved
     optimizer_arrays = {name[len("optim."):]: value for name, value in arrays.items()
                         if name.startswith("optim.")}
     optimizer.load_state(optimizer_arrays, info["optimizer"])
@@ -240,7 +244,7 @@ def train(settings, train_tokens, val_tokens, vocab_size, out_dir, resume=False,
                 log_file.write(json.dumps(record) + "\n")
                 if step % settings.checkpoint_interval == 0 or step == last_step:
                     log_file.flush()
-                    save_state(out_dir, model, optimizer, step, rng, settings, vocab_size)
+                    save_state(out_dir, model, optimizer, step, rng, settings, {"vocab_size": vocab_size})
                     last_saved = step
                 if bar is not None:
                     bar.update(1)
@@ -249,7 +253,7 @@ def train(settings, train_tokens, val_tokens, vocab_size, out_dir, resume=False,
                                     **({"val": f"{record['val_loss']:.3f}"} if "val_loss" in record else {}))
     except KeyboardInterrupt:
         if step > last_saved:
-            save_state(out_dir, model, optimizer, step, rng, settings, vocab_size)
+            save_state(out_dir, model, optimizer, step, rng, settings, {"vocab_size": vocab_size})
         log(f"\ninterrupted: checkpoint at step {step} saved in {out_dir}; continue with --resume {out_dir}")
         raise
     finally:
