@@ -22,13 +22,12 @@ from pathlib import Path
 from ..atomic import atomic_write, write_text_atomically
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..checkpoint.adapter import save_adapter
-from ..plot import line_chart
 from ..tokenizer import BPETokenizer, load_tokenizer
 from ..training.finetune import (STATE_FILE, FinetuneSettings, exact_match, finetune, load_state,
                                  prepare_model, settings_from_dict)
-from ..training.loop import read_log
 from ..training.lora import merge_lora
 from ..training.sft import PromptCompletionFormat, make_examples, read_conversations
+from .train import show_loss_curve
 
 RUN_FILE = "finetune_run.json"
 TOKENIZER_NAMES = ("tokenizer.model", "tokenizer.bin", "tokenizer.json")
@@ -181,17 +180,6 @@ def copy_tokenizer(tokenizer, source, out_dir):
     source = Path(source)
     with atomic_write(out_dir / source.name) as file:
         file.write(source.read_bytes())
-
-
-def show_loss_curve(out_dir):
-    log = read_log(out_dir)
-    if not log:
-        return
-    validation = {i: record["val_loss"] for i, record in enumerate(log) if "val_loss" in record}
-    print("\n" + line_chart([record["loss"] for record in log], marks=validation))
-    last = log[-1]
-    print(f"final training loss {last['loss']:.3f}"
-          + (f", validation loss {last['val_loss']:.3f}" if "val_loss" in last else ""))
 
 
 def add_command(subparsers):
