@@ -82,13 +82,21 @@ assert np.array_equal(by_hand, model.params["layers.0.attention.wq.weight"][0, :
 # ## 3. Its tokenizer (分词器)
 # Byte-level BPE: each digit alone, then GPT-2's split pattern, then merges. English words
 # are often one token; a Chinese character (3 UTF-8 bytes) can take several byte-level
-# tokens, and a token holding part of a character prints as "�" on its own.
+# tokens. A token holding part of a character is no text on its own, so it is shown as its
+# bytes in hex (decoded alone it would print as "�").
 
 # %%
 tokenizer = tl.load_tokenizer(path)
+
+
+def show_piece(token_id):
+    piece = tokenizer.decode([token_id])
+    return piece if "\ufffd" not in piece else "0x" + tokenizer.token_bytes(token_id).hex()
+
+
 for sentence in ("The capital of France is Paris.", "法国的首都是巴黎。"):
     ids = tokenizer.encode(sentence)
-    pieces = [tokenizer.decode([i]) for i in ids]
+    pieces = [show_piece(i) for i in ids]
     print(f"{len(ids):2d} tokens: {pieces}")
     assert tokenizer.decode(ids) == sentence
 
