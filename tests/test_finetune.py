@@ -9,7 +9,8 @@ import pytest
 import tinyllama_np as tl
 from tinyllama_np.stories.qa import story_questions, write_jsonl
 from tinyllama_np.training.finetune import FinetuneSettings, finetune, prepare_model
-from tinyllama_np.training.sft import PromptCompletionFormat, conversation_from_record, make_examples
+from tinyllama_np.training.sft import (PromptCompletionFormat, chat_format_for, conversation_from_record,
+                                       encode_conversation, make_examples, sft_targets)
 
 CONFIG = tl.LlamaConfig(2048, 32, 2, 2, hidden_dim=64, max_seq_len=128)
 
@@ -131,3 +132,50 @@ def test_finetune_command_bad_input(extra, data, message, tmp_path, run_cli):
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out" / "finetune_state.npz").exists()
+
+
+CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
+          "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}")
+
+
+@pytest.fixture(scope="module")
+def chatml_tokenizer():
+    """A small BPE with ChatML's markers as special tokens and a ChatML template, as an
+    instruct model's tokenizer has."""
+    text = "".join(r["prompt"] + r["completion"] for r in story_questions(40, seed=13))
+    tokenizer = tl.BPETokenizer.train(text, 320, special_tokens=(
+        "<|begin_of_text|>", "<|end_of_text|>", "<|im_start|>", "<|im_end|>"))
+    tokenizer.chat_template = CHATML
+    return tokenizer
+
+
+def test_a_model_with_a_chat_template_learns_in_that_format(chatml_tokenizer):
+    tokenizer = chatml_tokenizer
+    assert chat_format_for(tl.load_tokenizer("data/tokenizer.model")).name == "plain"
+    chat_format = chat_format_for(tokenizer)
+    assert chat_format.name == "chatml"
+    im_start, im_end = tokenizer.special_tokens["<|im_start|>"], tokenizer.special_tokens["<|im_end|>"]
+    assert chat_format.stop_id(tokenizer) == im_end
+    messages = [{"role": "user", "content": "Who?"}, {"role": "assistant", "content": "Mia"}]
+    ids, is_output = encode_conversation(messages, chat_format, tokenizer)
+    assert ids[0] == im_start and (ids == tokenizer.eos_id).sum() == 0  # no BOS, no extra EOS
+    _, targets = sft_targets(ids, is_output)
+    assert targets[targets >= 0].tolist() == tokenizer.encode("Mia") + [im_end]
+    prompt, _ = encode_conversation(messages[:1], chat_format, tokenizer, add_generation_prompt=True)
+    assert tokenizer.decode(prompt.tolist()).endswith("<|im_start|>assistant\n")
+    assert chat_format_for(tokenizer, "plain").name == "plain"
+
+
+def test_finetune_command_on_a_gguf_file_uses_its_template(tmp_path, run_cli, chatml_tokenizer):
+    config = tl.LlamaConfig(chatml_tokenizer.vocab_size, 32, 2, 2, hidden_dim=64, max_seq_len=1024)
+    base = tl.save_checkpoint(tl.Llama(config, seed=6), tmp_path / "base.gguf", format="gguf",
+                              tokenizer=chatml_tokenizer)
+    write_jsonl(tmp_path / "qa.jsonl", story_questions(12, seed=14, language="en"))
+    out = tmp_path / "out"
+    result = run_cli("finetune", "--checkpoint", str(base), "--data", str(tmp_path / "qa.jsonl"),
+                     "--out", str(out), "--steps", "2", "--batch-size", "2", "--samples", "1")
+    assert result.returncode == 0, result.stderr
+    assert "chat format: chatml" in result.stdout
+    assert tl.load_tokenizer(out).chat_template == CHATML  # the GGUF file, copied as the tokenizer
+    merged = tl.load_checkpoint(out)
+    assert merged.config.vocab_size == config.vocab_size

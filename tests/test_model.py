@@ -145,6 +145,27 @@ def test_padded_position_does_not_affect_the_others(rng):
     assert not np.allclose(leaked, model.forward(tokens)[1, 3:])
 
 
+def test_logits_at_chosen_positions_give_the_same_loss_and_gradients(rng):
+    model = make_model(rng)
+    tokens = rng.integers(0, 23, size=(2, 7))
+    targets = np.full((2, 7), -1)
+    targets[0, 4:6], targets[1, 6] = rng.integers(0, 23, 2), rng.integers(0, 23)
+    loss_fn = tl.CrossEntropyLoss()
+    full_loss, full_grads = model.loss_and_grads(tokens, targets)
+    full_grads = {name: grad.copy() for name, grad in full_grads.items()}
+    chosen = np.nonzero(targets >= 0)
+    model.zero_grad()
+    logits = model.forward(tokens, positions=chosen)
+    assert logits.shape == (3, 23)
+    np.testing.assert_allclose(logits, model.forward(tokens)[chosen], rtol=1e-12)
+    model.forward(tokens, positions=chosen)
+    loss = loss_fn.forward(logits, targets[chosen])
+    model.backward(loss_fn.backward(1.0))
+    np.testing.assert_allclose(loss, full_loss, rtol=1e-12)
+    for name, grad in full_grads.items():
+        np.testing.assert_allclose(model.grads[name], grad, rtol=1e-9, atol=1e-12, err_msg=name)
+
+
 def test_batch_rows_are_independent(rng):
     model = make_model(rng)
     tokens = rng.integers(0, 23, size=(3, 6))

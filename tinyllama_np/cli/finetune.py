@@ -8,8 +8,11 @@
 
 --data is JSONL, one conversation per line ({"messages": [...]} or {"prompt", "completion"});
 the loss counts the assistant's tokens only. The checkpoint may be anything load_checkpoint
-reads (our npz or run folder, llama2.c .bin, a Hugging Face folder); the tokenizer is looked
-for beside it unless --tokenizer says where. The output folder receives log.jsonl,
+reads (our npz or run folder, llama2.c .bin, a Hugging Face folder, a GGUF file); the
+tokenizer is looked for beside it (or inside a GGUF file) unless --tokenizer says where.
+Conversations are written in the model's chat template when its tokenizer has one (an
+instruct model such as SmolLM2 learns in the format it knows), else as plain prompt +
+completion (--chat-format chooses). The output folder receives log.jsonl,
 finetune_state.npz (to resume), the adapter (adapter.npz and adapter_peft/, for LoRA), the
 merged model (model.npz, for `tinyllama-np generate --checkpoint OUT`), the tokenizer, and
 samples.json (answers to held-out conversations).
@@ -20,13 +23,14 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 from ..atomic import atomic_write, write_text_atomically
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import checkpoint_format, load_checkpoint, save_checkpoint
 from ..checkpoint.adapter import save_adapter
 from ..tokenizer import BPETokenizer, load_tokenizer
 from ..training.finetune import (STATE_FILE, FinetuneSettings, exact_match, finetune, load_state,
                                  prepare_model, settings_from_dict)
 from ..training.lora import merge_lora
-from ..training.sft import PromptCompletionFormat, make_examples, read_conversations
+from ..generation.chat import FORMATS
+from ..training.sft import chat_format_for, make_examples, read_conversations
 from .train import show_loss_curve
 
 RUN_FILE = "finetune_run.json"
@@ -39,6 +43,8 @@ def find_tokenizer(checkpoint, given):
     checkpoint = Path(checkpoint)
     if not checkpoint.exists():
         raise FileNotFoundError(f"no checkpoint at {checkpoint}")
+    if checkpoint.is_file() and checkpoint_format(checkpoint) == "gguf":
+        return checkpoint  # a GGUF file holds its tokenizer
     folder = checkpoint if checkpoint.is_dir() else checkpoint.parent
     for name in TOKENIZER_NAMES:
         if (folder / name).is_file():
@@ -77,15 +83,17 @@ def run_eval_only(args):
         raise ValueError("--eval-only needs --checkpoint and --val-data (or --data)")
     model = load_checkpoint(args.checkpoint)
     tokenizer = load_tokenizer(find_tokenizer(args.checkpoint, args.tokenizer))
-    chat_format = PromptCompletionFormat()
+    chat_format = chat_format_for(tokenizer, args.chat_format)
+    print(f"chat format: {chat_format.name}")
     conversations = read_conversations(args.val_data or args.data)
     fitting = [m for m in conversations
-               if make_examples([m], chat_format, tokenizer, model.config.max_seq_len)[0]][:args.samples]
-    accuracy, answers = exact_match(model, tokenizer, chat_format, fitting)
-    for messages, got in list(zip(fitting, answers))[:5]:
+               if make_examples([m], chat_format, tokenizer, model.config.max_seq_len)[0]]
+    shown = fitting[:args.samples]
+    accuracy, answers = exact_match(model, tokenizer, chat_format, shown)
+    for messages, got in list(zip(shown, answers))[:5]:
         print(f"  expected {messages[-1]['content']!r:<16} answered {got!r}")
-    print(f"exact match on {len(fitting)} conversations ({len(conversations) - len(fitting)} "
-          f"left out as longer than the context): {accuracy:.1%}")
+    print(f"exact match on the first {len(shown)} of {len(conversations)} conversations "
+          f"({len(conversations) - len(fitting)} left out as longer than the context): {accuracy:.1%}")
 
 
 def run(args):
@@ -108,13 +116,14 @@ def run(args):
         run_info = {"checkpoint": str(args.checkpoint), "data": str(args.data),
                     "val_data": args.val_data and str(args.val_data), "val_share": args.val_share,
                     "tokenizer": str(find_tokenizer(args.checkpoint, args.tokenizer)),
-                    "seq_len": args.seq_len}
+                    "seq_len": args.seq_len, "chat_format": args.chat_format}
     model = load_checkpoint(run_info["checkpoint"])
     tokenizer = load_tokenizer(run_info["tokenizer"])
     if tokenizer.vocab_size > model.config.vocab_size:
         raise ValueError(f"the tokenizer has {tokenizer.vocab_size} ids but the model only "
                          f"{model.config.vocab_size}: not this model's tokenizer")
-    chat_format = PromptCompletionFormat()
+    chat_format = chat_format_for(tokenizer, run_info["chat_format"])
+    print(f"chat format: {chat_format.name}")
     train_conversations, val_conversations = split_conversations(
         read_conversations(run_info["data"]), run_info["val_share"], run_info["val_data"])
     max_len = min(run_info["seq_len"] or model.config.max_seq_len, model.config.max_seq_len)
@@ -196,6 +205,10 @@ def add_command(subparsers):
     parser.add_argument("--stop-at", type=int, metavar="STEP", help="stop after this step (resumable)")
     parser.add_argument("--seq-len", type=int, help="longest conversation in tokens (default and "
                                                     "at most: the model's context)")
+    parser.add_argument("--chat-format", choices=("auto", "plain") + FORMATS, default="auto",
+                        help="how conversations become text: the model's own chat template "
+                             "(auto, when it has one), plain prompt + completion (auto's choice "
+                             "for our models), or a named template")
     parser.add_argument("--samples", type=int, default=20,
                         help="held-out conversations answered at the end (samples.json)")
     parser.add_argument("--eval-only", action="store_true",

@@ -140,6 +140,7 @@ class Llama(Module):
             self.output = self.add_module("output", Linear(normal((c.vocab_size, c.dim))))
         self.loss_fn = CrossEntropyLoss()
         self.used_cache = False  # True after a forward with a KV cache, which has no backward
+        self.hidden_shape, self.positions = None, None  # set by forward, for backward
 
     def check_tokens(self, tokens, start_pos=0):
         tokens = np.asarray(tokens)
@@ -154,7 +155,7 @@ class Llama(Module):
                              f"than max_seq_len={self.config.max_seq_len}")
         return tokens
 
-    def forward(self, tokens, attention_mask=None, cache=None):
+    def forward(self, tokens, attention_mask=None, cache=None, positions=None):
         """tokens: ints (B, T) -> logits (B, T, vocab_size).
 
         attention_mask: optional bool (B, T), False at padding positions, which are then
@@ -162,6 +163,10 @@ class Llama(Module):
         cache: optional KVCache, for generation (inference only: no backward). The tokens
         are then the positions cache.length.. of the text: the earlier positions' keys and
         values come from the cache, and the new ones are added to it (see kv_cache.py).
+        positions: optional (rows, columns) index arrays, e.g. np.nonzero(targets >= 0):
+        the logits of those positions only, (N, vocab_size). The final norm and the
+        classifier, often the largest matrix product, then run on N positions, not B * T:
+        fine-tuning on answers needs a few logits per conversation.
         """
         start_pos = 0 if cache is None else cache.length
         tokens = self.check_tokens(tokens, start_pos)
@@ -182,6 +187,9 @@ class Llama(Module):
         if cache is not None:
             cache.length += seq_len
         self.used_cache = cache is not None
+        self.hidden_shape, self.positions = x.shape, positions
+        if positions is not None:
+            x = x[positions]
         return self.output.forward(self.norm.forward(x))
 
     def check_cache(self, cache, batch, seq_len, attention_mask):
@@ -200,6 +208,10 @@ class Llama(Module):
             raise ValueError("backward after a forward with a KV cache: the cache is for "
                              "generation only; run forward without it to train")
         dx = self.norm.backward(self.output.backward(d_logits))
+        if self.positions is not None:  # the other positions' outputs had no effect
+            selected = dx
+            dx = np.zeros(self.hidden_shape, dtype=selected.dtype)
+            dx[self.positions] = selected
         for layer in reversed(self.layers):
             dx = layer.backward(dx)
         self.tok_embeddings.backward(dx)

@@ -82,7 +82,9 @@ def prepare_model(model, settings):
 
 def batch_loss(model, examples, loss_fn):
     tokens, targets, mask = pad_batch(examples)
-    return loss_fn.forward(model.forward(tokens, attention_mask=mask), targets)
+    answers = np.nonzero(targets >= 0)  # the loss needs the logits of these positions only
+    logits = model.forward(tokens, attention_mask=mask, positions=answers)
+    return loss_fn.forward(logits, targets[answers])
 
 
 def evaluate(model, examples, batch_size):
@@ -192,14 +194,14 @@ def settings_from_dict(values):
 
 def answer(model, tokenizer, chat_format, messages, max_new_tokens=16):
     """The model's greedy answer to a conversation that ends before the assistant's turn."""
-    ids, _ = encode_conversation(messages, chat_format, tokenizer)
+    ids, _ = encode_conversation(messages, chat_format, tokenizer, add_generation_prompt=True)
     room = model.config.max_seq_len - len(ids)
     if room < 1:
         raise ValueError(f"the prompt has {len(ids)} tokens: no room left in the context of "
                          f"{model.config.max_seq_len}")
-    new = generate(model, ids.tolist(), min(max_new_tokens, room), temperature=0,
-                   eos_id=tokenizer.eos_id)
-    return tokenizer.decode([t for t in new if t != tokenizer.eos_id])
+    stop = chat_format.stop_id(tokenizer)
+    new = generate(model, ids.tolist(), min(max_new_tokens, room), temperature=0, eos_id=stop)
+    return tokenizer.decode([t for t in new if t != stop])
 
 
 def exact_match(model, tokenizer, chat_format, conversations, max_new_tokens=16):

@@ -20,11 +20,11 @@ model still reads the prompt (it is the input), but is never taught to produce i
     -1   -1   -1   ... -1       -1 -1  -1 -1  -1     Mia  EOS         targets (shifted)
 """
 
-import inspect
 import json
 
 import numpy as np
 
+from ..generation.chat import encode_chat_text, end_of_turn_id, render_segments, tokenizer_chat_format
 from ..nn import IGNORE_INDEX
 
 ROLES = ("system", "user", "assistant")
@@ -39,6 +39,11 @@ class PromptCompletionFormat:
     """
     add_bos = True          # begin with the tokenizer's BOS token, as in pre-training
     eos_after_reply = True  # the end-of-turn is the tokenizer's EOS token (no text for it)
+    name = "plain"
+
+    def stop_id(self, tokenizer):
+        """The token that ends an answer."""
+        return tokenizer.eos_id
 
     def render_segments(self, messages, add_generation_prompt=False):
         segments, pending = [], []
@@ -53,6 +58,32 @@ class PromptCompletionFormat:
         if pending:  # the conversation ends with a question: the answer would come next
             segments.append(("\n".join(pending), False))
         return segments
+
+
+class TemplateFormat:
+    """A real model's own chat template (one of generation/chat.py's FORMATS), with the
+    system prompt it inserts by default: its markers, BOS and end-of-turn are text in the
+    rendered segments (ChatML's "<|im_end|>" is part of the assistant's segment)."""
+    add_bos = False
+    eos_after_reply = False
+
+    def __init__(self, name, system=None):
+        self.name, self.system = name, system
+
+    def stop_id(self, tokenizer):
+        return end_of_turn_id(tokenizer, self.name)
+
+    def render_segments(self, messages, add_generation_prompt=False):
+        return render_segments(messages, self.name, add_generation_prompt, self.system)
+
+
+def chat_format_for(tokenizer, name="auto"):
+    """The format to fine-tune in: "auto" takes the tokenizer's chat template if it has one
+    (an instruct model is fine-tuned in the format it already knows) and "plain" otherwise;
+    or a name: "plain" (PromptCompletionFormat) or one of chat.FORMATS."""
+    if name == "plain" or (name == "auto" and not getattr(tokenizer, "chat_template", None)):
+        return PromptCompletionFormat()
+    return TemplateFormat(*tokenizer_chat_format(tokenizer, None if name == "auto" else name))
 
 
 # --- reading ---------------------------------------------------------------------------
@@ -104,24 +135,16 @@ def read_conversations(path):
 
 # --- tokens and targets -------------------------------------------------------------------
 
-def _encode_text(tokenizer, text):
-    # Templates write their markers as text (ChatML's "<|im_end|>"): those must become their
-    # special ids, so they are allowed where the tokenizer has special tokens written as text
-    # (llama2.c's tokenizer has none, and no such argument).
-    if "allowed_special" in inspect.signature(tokenizer.encode).parameters:
-        return tokenizer.encode(text, allowed_special="all")
-    return tokenizer.encode(text)
-
-
-def encode_conversation(messages, chat_format, tokenizer):
+def encode_conversation(messages, chat_format, tokenizer, add_generation_prompt=False):
     """(ids, is_output): the token ids of the rendered conversation and, per token, whether
-    it is the assistant's (trained on) or not."""
+    it is the assistant's (trained on) or not. add_generation_prompt: end with the
+    assistant's header, to make the model answer."""
     ids, is_output = [], []
     if getattr(chat_format, "add_bos", False):
         ids.append(tokenizer.bos_id)
         is_output.append(False)
-    for text, assistant in chat_format.render_segments(messages):
-        tokens = _encode_text(tokenizer, text)
+    for text, assistant in chat_format.render_segments(messages, add_generation_prompt):
+        tokens = encode_chat_text(text, tokenizer)  # markers as their special ids
         if assistant and getattr(chat_format, "eos_after_reply", False):
             tokens = tokens + [tokenizer.eos_id]
         ids.extend(tokens)
