@@ -9,6 +9,7 @@ import pytest
 import tinyllama_np as tl
 from tinyllama_np.generation.chat import (FORMATS, detect_chat_format, end_of_turn_id,
                                           render_segments)
+from tinyllama_np.training.sft import chat_format_for, encode_conversation
 
 # The templates as the models ship them (SmolLM2-135M-Instruct's, Meta LLaMA 3 Instruct's,
 # TinyLlama-1.1B-Chat's): the chat format is a property of each model.
@@ -86,6 +87,9 @@ def test_chat_prompt_matches_apply_chat_template(chat_format, tmp_path):
                 expected = expected["input_ids"]
             got = tl.chat_prompt(messages, ours, add_generation_prompt=generation_prompt)
             assert got == list(expected), (messages, generation_prompt)
+            # Fine-tuning renders the same ids (and marks the answers among them).
+            ids, _ = encode_conversation(messages, chat_format_for(ours), ours, generation_prompt)
+            assert ids.tolist() == list(expected), (messages, generation_prompt)
 
 
 @pytest.mark.parametrize("chat_format", FORMATS)

@@ -138,17 +138,30 @@ def read_conversations(path):
 def encode_conversation(messages, chat_format, tokenizer, add_generation_prompt=False):
     """(ids, is_output): the token ids of the rendered conversation and, per token, whether
     it is the assistant's (trained on) or not. add_generation_prompt: end with the
-    assistant's header, to make the model answer."""
-    ids, is_output = [], []
+    assistant's header, to make the model answer.
+
+    The text is encoded as a whole, as a chat template's text is at inference: encoding each
+    segment alone could split differently at the seams (a SentencePiece tokenizer adds a
+    space at the start of every text it encodes). A segment's tokens are the ones that
+    change or appear when its text is added; a plain format's EOS token after an answer
+    starts the text afresh.
+    """
+    ids, is_output, text = [], [], ""
+    done = 0  # tokens before the text being encoded (BOS, earlier answers and their EOS)
     if getattr(chat_format, "add_bos", False):
-        ids.append(tokenizer.bos_id)
-        is_output.append(False)
-    for text, assistant in chat_format.render_segments(messages, add_generation_prompt):
+        ids, is_output, done = [tokenizer.bos_id], [False], 1
+    for segment, assistant in chat_format.render_segments(messages, add_generation_prompt):
+        text += segment
         tokens = encode_chat_text(text, tokenizer)  # markers as their special ids
+        same = 0
+        while same < min(len(tokens), len(ids) - done) and tokens[same] == ids[done + same]:
+            same += 1
+        ids = ids[:done] + tokens
+        is_output = is_output[:done + same] + [assistant] * (len(tokens) - same)
         if assistant and getattr(chat_format, "eos_after_reply", False):
-            tokens = tokens + [tokenizer.eos_id]
-        ids.extend(tokens)
-        is_output.extend([assistant] * len(tokens))
+            ids.append(tokenizer.eos_id)
+            is_output.append(True)
+            text, done = "", len(ids)
     return np.array(ids, dtype=np.int64), np.array(is_output, dtype=bool)
 
 
