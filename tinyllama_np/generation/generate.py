@@ -38,7 +38,13 @@ class Decoder:
         self.cache = KVCache(model.config, 1, model.dtype, max_len=room) if use_cache else None
 
     def start(self):
-        return self.model.forward(self.sequences, cache=self.cache)[:, -1]
+        return self.model.forward(self.sequences, cache=self.cache, positions=self.last_positions())
+
+    def last_positions(self):
+        """Each text's last position: the only logits generation needs (the classifier is
+        the largest matrix product; a prompt's other positions would only waste it)."""
+        rows, length = self.sequences.shape
+        return np.arange(rows), np.full(rows, length - 1)
 
     def step(self, tokens, parents=None):
         tokens = np.asarray(tokens).reshape(-1, 1)
@@ -48,7 +54,7 @@ class Decoder:
                 self.cache.reorder(parents)
         self.sequences = np.concatenate([self.sequences, tokens], axis=1)
         if self.cache is None:
-            return self.model.forward(self.sequences)[:, -1]  # re-read everything
+            return self.model.forward(self.sequences, positions=self.last_positions())  # re-read everything
         return self.model.forward(tokens, cache=self.cache)[:, -1]  # read the new token only
 
 
