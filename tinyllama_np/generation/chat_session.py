@@ -82,6 +82,7 @@ class ChatSession:
                                   "content": self.tokenizer.decode(answer)})
 
     def _run(self, new_ids):
-        logits = self.model.forward(np.array([new_ids]), cache=self.cache)
+        last = (np.array([0]), np.array([len(new_ids) - 1]))  # the next token's logits only
+        logits = self.model.forward(np.array([new_ids]), cache=self.cache, positions=last)
         self.cached_ids = self.cached_ids + list(new_ids)
-        return logits[0, -1]
+        return logits[0]
