@@ -2,6 +2,7 @@
 format as a base, and `tinyllama-np finetune` end to end with its bad input."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -179,3 +180,25 @@ def test_finetune_command_on_a_gguf_file_uses_its_template(tmp_path, run_cli, ch
     assert tl.load_tokenizer(out).chat_template == CHATML  # the GGUF file, copied as the tokenizer
     merged = tl.load_checkpoint(out)
     assert merged.config.vocab_size == config.vocab_size
+
+
+SMOLLM2 = os.environ.get("TINYLLAMA_NP_SMOLLM2")
+
+
+@pytest.mark.skipif(not SMOLLM2 or not os.path.isfile(SMOLLM2),
+                    reason="set TINYLLAMA_NP_SMOLLM2 to SmolLM2-135M-Instruct's GGUF file")
+def test_lora_on_smollm2_lowers_the_loss_of_a_chinese_answer(tmp_path):
+    """The real-model path end to end: GGUF weights, its tokenizer and ChatML template, LoRA
+    on every projection, the loss on the answer only."""
+    model, tokenizer = tl.load_checkpoint(SMOLLM2), tl.load_tokenizer(SMOLLM2)
+    chat_format = chat_format_for(tokenizer)
+    assert chat_format.name == "chatml"
+    records = story_questions(2, seed=15, language="zh")[:2]
+    examples, _ = make_examples([conversation_from_record(r, "x") for r in records], chat_format,
+                                tokenizer, model.config.max_seq_len)
+    settings = FinetuneSettings(steps=3, batch_size=2, lr=1e-3, warmup_steps=0, eval_interval=3,
+                                checkpoint_interval=3, lora_targets=["wq", "wk", "wv", "wo", "w1", "w2", "w3"])
+    prepare_model(model, settings)
+    finetune(settings, model, examples, examples, tmp_path, progress=False)
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["val_loss"] < 0.7 * log[0]["loss"], log
