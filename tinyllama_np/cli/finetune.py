@@ -89,14 +89,24 @@ def run_eval_only(args):
     fitting = [m for m in conversations
                if make_examples([m], chat_format, tokenizer, model.config.max_seq_len)[0]]
     shown = fitting[:args.samples]
-    accuracy, answers = exact_match(model, tokenizer, chat_format, shown)
+    accuracy, answers = exact_match(model, tokenizer, chat_format, shown, args.max_new_tokens)
     for messages, got in list(zip(shown, answers))[:5]:
         print(f"  expected {messages[-1]['content']!r:<16} answered {got!r}")
     print(f"exact match on the first {len(shown)} of {len(conversations)} conversations "
-          f"({len(conversations) - len(fitting)} left out as longer than the context): {accuracy:.1%}")
+          f"({len(conversations) - len(fitting)} left out as longer than the context): {accuracy:.1%}; "
+          f"the answer appears somewhere in {answer_anywhere(shown, answers):.1%} of the replies")
+
+
+def answer_anywhere(conversations, answers):
+    """The share of replies that contain the expected answer, wherever (a lenient score for
+    a model that answers in a sentence, or after repeating the question)."""
+    found = sum(m[-1]["content"].strip() in got for m, got in zip(conversations, answers))
+    return found / max(len(answers), 1)
 
 
 def run(args):
+    if args.max_new_tokens < 1:
+        raise ValueError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
     if args.eval_only:
         return run_eval_only(args)
     if args.resume:
@@ -152,11 +162,11 @@ def run(args):
         print(f"stopped at step {args.stop_at}; continue with --resume {out_dir}")
         return
     write_outputs(model, tokenizer, chat_format, settings, val_conversations, out_dir,
-                  run_info["tokenizer"], args.samples)
+                  run_info["tokenizer"], args.samples, args.max_new_tokens)
 
 
 def write_outputs(model, tokenizer, chat_format, settings, val_conversations, out_dir,
-                  tokenizer_path, samples):
+                  tokenizer_path, samples, max_new_tokens):
     if settings.method == "lora":
         save_adapter(model, out_dir / "adapter.npz", format="npz")
         save_adapter(model, out_dir / "adapter_peft", format="peft")
@@ -164,7 +174,7 @@ def write_outputs(model, tokenizer, chat_format, settings, val_conversations, ou
     fitting = [m for m in val_conversations if len(make_examples([m], chat_format, tokenizer,
                                                                  model.config.max_seq_len)[0])]
     shown = fitting[:samples]
-    accuracy, answers = exact_match(model, tokenizer, chat_format, shown)
+    accuracy, answers = exact_match(model, tokenizer, chat_format, shown, max_new_tokens)
     records = [{"prompt": m[:-1], "expected": m[-1]["content"], "answer": a}
                for m, a in zip(shown, answers)]
     write_text_atomically(out_dir / "samples.json",
@@ -211,6 +221,8 @@ def add_command(subparsers):
                              "for our models), or a named template")
     parser.add_argument("--samples", type=int, default=20,
                         help="held-out conversations answered at the end (samples.json)")
+    parser.add_argument("--max-new-tokens", type=int, default=16,
+                        help="longest answer generated for those conversations")
     parser.add_argument("--eval-only", action="store_true",
                         help="only answer --samples held-out conversations with the checkpoint "
                              "as it is and print the exact-match accuracy (writes nothing)")
