@@ -178,6 +178,10 @@ def test_finetune_command_on_a_gguf_file_uses_its_template(tmp_path, run_cli, ch
     assert result.returncode == 0, result.stderr
     assert "chat format: chatml" in result.stdout
     assert tl.load_tokenizer(out).chat_template == CHATML  # the GGUF file, copied as the tokenizer
+    again = run_cli("finetune", "--eval-only", "--checkpoint", str(out), "--val-data",
+                    str(tmp_path / "qa.jsonl"), "--samples", "1")
+    assert again.returncode == 0, again.stderr
+    assert "chat format: chatml" in again.stdout and "exact match on the first 1" in again.stdout
     merged = tl.load_checkpoint(out)
     assert merged.config.vocab_size == config.vocab_size
 

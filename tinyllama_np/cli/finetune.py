@@ -49,6 +49,9 @@ def find_tokenizer(checkpoint, given):
     for name in TOKENIZER_NAMES:
         if (folder / name).is_file():
             return folder / name
+    ggufs = sorted(folder.glob("*.gguf"))
+    if len(ggufs) == 1:  # a fine-tuned GGUF model's output: the base file, copied as its tokenizer
+        return ggufs[0]
     raise ValueError(f"no tokenizer beside {checkpoint} (looked for {', '.join(TOKENIZER_NAMES)}): "
                      "give one with --tokenizer")
 
