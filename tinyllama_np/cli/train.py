@@ -123,7 +123,7 @@ def add_command(subparsers):
     parser.add_argument("--resume", metavar="DIR", help="continue the run in DIR exactly")
     parser.add_argument("--stop-at", type=int, metavar="STEP", help="stop after this step (resumable)")
     parser.add_argument("--init-from", metavar="CHECKPOINT", help="start from these weights (fine-tuning)")
-    parser.add_argument("--samples", type=int, default=40, help="texts to generate at the end (stories, scored, on the bundled corpus)")
+    parser.add_argument("--samples", type=int, default=100, help="texts to generate at the end (stories, scored, on the bundled corpus)")
     parser.add_argument("--show", type=int, default=5, help="how many of them to print")
     parser.add_argument("--temperature", type=float, default=0.4, help="sampling temperature for them")
     for name, kind, help_text in [
