@@ -164,6 +164,17 @@ def test_logits_at_chosen_positions_give_the_same_loss_and_gradients(rng):
     np.testing.assert_allclose(loss, full_loss, rtol=1e-12)
     for name, grad in full_grads.items():
         np.testing.assert_allclose(model.grads[name], grad, rtol=1e-9, atol=1e-12, err_msg=name)
+    # A position chosen twice counts twice, as it does in the loss.
+    twice = (np.array([0, 0]), np.array([3, 3]))
+    model.zero_grad()
+    model.forward(tokens, positions=twice)
+    model.backward(np.ones((2, 23)))
+    once_grads = {name: grad.copy() for name, grad in model.grads.items()}
+    model.zero_grad()
+    model.forward(tokens, positions=(np.array([0]), np.array([3])))
+    model.backward(2 * np.ones((1, 23)))
+    for name, grad in once_grads.items():
+        np.testing.assert_allclose(model.grads[name], grad, rtol=1e-9, atol=1e-12, err_msg=name)
 
 
 def test_batch_rows_are_independent(rng):

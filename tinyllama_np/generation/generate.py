@@ -54,7 +54,8 @@ class Decoder:
                 self.cache.reorder(parents)
         self.sequences = np.concatenate([self.sequences, tokens], axis=1)
         if self.cache is None:
-            return self.model.forward(self.sequences, positions=self.last_positions())  # re-read everything
+            # re-read everything
+            return self.model.forward(self.sequences, positions=self.last_positions())
         return self.model.forward(tokens, cache=self.cache)[:, -1]  # read the new token only
 
 

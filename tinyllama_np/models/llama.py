@@ -211,7 +211,7 @@ class Llama(Module):
         if self.positions is not None:  # the other positions' outputs had no effect
             selected = dx
             dx = np.zeros(self.hidden_shape, dtype=selected.dtype)
-            dx[self.positions] = selected
+            np.add.at(dx, self.positions, selected)  # add: a position chosen twice gets both
         for layer in reversed(self.layers):
             dx = layer.backward(dx)
         self.tok_embeddings.backward(dx)
