@@ -26,6 +26,7 @@ from ..atomic import atomic_write, write_text_atomically
 from ..checkpoint import checkpoint_format, load_checkpoint, save_checkpoint
 from ..checkpoint.adapter import save_adapter
 from ..tokenizer import BPETokenizer, load_tokenizer
+from ..tokenizer.load import tokenizer_file_in
 from ..training.finetune import (STATE_FILE, FinetuneSettings, exact_match, finetune, load_state,
                                  prepare_model, settings_from_dict)
 from ..training.lora import merge_lora
@@ -34,7 +35,6 @@ from ..training.sft import chat_format_for, make_examples, read_conversations
 from .train import show_loss_curve
 
 RUN_FILE = "finetune_run.json"
-TOKENIZER_NAMES = ("tokenizer.model", "tokenizer.bin", "tokenizer.json")
 
 
 def find_tokenizer(checkpoint, given):
@@ -46,14 +46,11 @@ def find_tokenizer(checkpoint, given):
     if checkpoint.is_file() and checkpoint_format(checkpoint) == "gguf":
         return checkpoint  # a GGUF file holds its tokenizer
     folder = checkpoint if checkpoint.is_dir() else checkpoint.parent
-    for name in TOKENIZER_NAMES:
-        if (folder / name).is_file():
-            return folder / name
-    ggufs = sorted(folder.glob("*.gguf"))
-    if len(ggufs) == 1:  # a fine-tuned GGUF model's output: the base file, copied as its tokenizer
-        return ggufs[0]
-    raise ValueError(f"no tokenizer beside {checkpoint} (looked for {', '.join(TOKENIZER_NAMES)}): "
-                     "give one with --tokenizer")
+    try:
+        return Path(tokenizer_file_in(folder))
+    except ValueError as error:
+        raise ValueError(f"no tokenizer beside {checkpoint} ({error}): give one with "
+                         "--tokenizer") from None
 
 
 def settings_for(args):

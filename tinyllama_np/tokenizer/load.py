@@ -31,15 +31,7 @@ def load_tokenizer(path, vocab_size=None):
     which does not store how many tokens it holds (pass the model's vocab_size)."""
     path = os.fspath(path)
     if os.path.isdir(path):
-        for name in ("tokenizer.json", "tokenizer.model", "tokenizer.bin"):
-            candidate = os.path.join(path, name)
-            if os.path.isfile(candidate):
-                return load_tokenizer(candidate, vocab_size)
-        ggufs = sorted(name for name in os.listdir(path) if name.endswith(".gguf"))
-        if len(ggufs) == 1:
-            return load_tokenizer(os.path.join(path, ggufs[0]))
-        raise ValueError(f"{path}: directory holds none of tokenizer.json, tokenizer.model, "
-                         "tokenizer.bin, or a single .gguf file")
+        return load_tokenizer(tokenizer_file_in(path), vocab_size)
 
     with open(path, "rb") as file:
         head = file.read(4096)
@@ -63,6 +55,21 @@ def load_tokenizer(path, vocab_size=None):
                 f"tokenizer.model), which we do not read; export it to tokenizer.bin with "
                 f"llama2.c's tokenizer.py") from None
         raise ValueError(f"not a rank file, a sidecar or a tokenizer.bin: {error}") from None
+
+
+def tokenizer_file_in(folder):
+    """The tokenizer file of a folder: tokenizer.json, tokenizer.model or tokenizer.bin (the
+    first found), else its only .gguf file (a GGUF file holds its tokenizer)."""
+    folder = os.fspath(folder)
+    for name in ("tokenizer.json", "tokenizer.model", "tokenizer.bin"):
+        candidate = os.path.join(folder, name)
+        if os.path.isfile(candidate):
+            return candidate
+    ggufs = sorted(name for name in os.listdir(folder) if name.endswith(".gguf"))
+    if len(ggufs) == 1:
+        return os.path.join(folder, ggufs[0])
+    raise ValueError(f"{folder}: directory holds none of tokenizer.json, tokenizer.model, "
+                     "tokenizer.bin, or a single .gguf file")
 
 
 def _first_line(path):
