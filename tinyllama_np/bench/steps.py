@@ -11,6 +11,7 @@ import tracemalloc
 import numpy as np
 
 from ..models import Llama, LlamaConfig
+from ..training.data_parallel import DataParallel
 from ..training.optim import AdamW, clip_grad_norm
 
 PAUSE_BETWEEN_LIBRARIES = 0.3  # seconds
@@ -75,13 +76,18 @@ def thread_settings():
 LEARNING_RATE, GRAD_CLIP = 1e-4, 1.0
 
 
-def our_step_function(model, tokens, targets, with_optimizer):
+def our_step_function(model, tokens, targets, with_optimizer, workers=1):
+    parallel = DataParallel(model, workers)
+
+    def loss_and_grads():
+        model.zero_grad()
+        parallel.loss_and_backward(tokens, targets)
     if not with_optimizer:
-        return lambda: model.loss_and_grads(tokens, targets)
+        return loss_and_grads
     optimizer = AdamW(model.params, lr=LEARNING_RATE)
 
     def step():
-        model.loss_and_grads(tokens, targets)
+        loss_and_grads()
         clip_grad_norm(model.grads, GRAD_CLIP)
         optimizer.step(model.grads)
     return step

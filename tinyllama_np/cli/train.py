@@ -25,6 +25,7 @@ from ..tokenizer import load_tokenizer
 from ..training import fetch
 from ..training.corpus import BUNDLED_NAME, resolve_corpus
 from ..training.data import load_tokens, prepare_token_files
+from ..training.data_parallel import default_workers
 from ..training.loop import PRESETS, STATE_FILE, load_state, read_log, settings_from_dict, train
 
 def settings_for(args):
@@ -59,11 +60,14 @@ def run(args):
     train_tokens = load_tokens(out_dir / "data" / "train.npy", tokenizer.vocab_size)
     val_tokens = load_tokens(out_dir / "data" / "val.npy", tokenizer.vocab_size)
     init_from = load_checkpoint(args.init_from) if args.init_from else None
+    workers, why = (args.workers, "--workers") if args.workers else default_workers()
     print(f"training in {out_dir}: {settings.n_layers} layers, dim {settings.dim}, vocabulary "
           f"{tokenizer.vocab_size}, {len(train_tokens):,} training tokens, {settings.steps} steps "
-          f"of {settings.batch_size * settings.grad_accum} x {settings.seq_len} tokens")
+          f"of {settings.batch_size * settings.grad_accum} x {settings.seq_len} tokens, "
+          f"{workers} worker{'s' if workers > 1 else ''} ({why})")
     model = train(settings, train_tokens, val_tokens, tokenizer.vocab_size, out_dir,
-                  resume=bool(args.resume), stop_at=args.stop_at, init_from=init_from)
+                  resume=bool(args.resume), stop_at=args.stop_at, init_from=init_from,
+                  workers=workers)
     save_checkpoint(model, out_dir / "model.npz", format="npz")
     show_loss_curve(out_dir)
     if args.samples:
@@ -137,6 +141,9 @@ def add_command(subparsers):
             ("checkpoint-interval", int, "steps between checkpoints")]:
         parser.add_argument(f"--{name}", type=kind, dest=name.replace("-", "_"), help=help_text)
     parser.add_argument("--optimizer", choices=["adamw", "sgd"])
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="threads sharing each batch, one BLAS thread each (data parallelism; "
+                        "default: one per core, or 1 if OPENBLAS_NUM_THREADS or OMP_NUM_THREADS is set)")
     parser.add_argument("--freeze", nargs="+", metavar="PREFIX",
                         help="parameter-name prefixes to keep fixed, e.g. tok_embeddings layers.0.")
     parser.set_defaults(run=run)

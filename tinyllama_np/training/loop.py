@@ -24,6 +24,7 @@ import numpy as np
 from ..atomic import atomic_write, write_text_atomically
 from ..progress import progress_bar
 from .data import random_batch
+from .data_parallel import DataParallel
 from ..models import Llama, LlamaConfig
 from ..nn import CrossEntropyLoss
 from .optim import SGD, AdamW, clip_grad_norm, learning_rate
@@ -180,9 +181,11 @@ def evaluate(model, tokens, settings, batches):
 
 
 def train(settings, train_tokens, val_tokens, vocab_size, out_dir, resume=False, stop_at=None,
-          init_from=None, progress=True, log=print):
+          init_from=None, progress=True, log=print, workers=1):
     """Run (or continue) training; return the model. Checkpoints and the log go to out_dir.
 
+    workers: how many threads share each batch (data_parallel.py), each with one BLAS thread;
+    1 runs the model in this thread with NumPy's BLAS settings untouched.
     stop_at: stop after this step (saving a checkpoint), as if interrupted; the schedule still
     runs to settings.steps, so a later resume continues exactly.
     init_from: a Llama whose weights start the run (fine-tuning).
@@ -215,7 +218,7 @@ def train(settings, train_tokens, val_tokens, vocab_size, out_dir, resume=False,
         forget_log_after(out_dir, start_step)
         log(f"resuming {out_dir} at step {start_step} of {settings.steps}")
     last_step = settings.steps if stop_at is None else min(stop_at, settings.steps)
-    loss_fn = CrossEntropyLoss()
+    parallel = DataParallel(model, workers)
     tokens_per_step = settings.batch_size * settings.seq_len * settings.grad_accum
     bar = progress_bar(last_step, initial=start_step, unit="steps", enabled=progress)
     step, last_saved = start_step, start_step
@@ -228,8 +231,7 @@ def train(settings, train_tokens, val_tokens, vocab_size, out_dir, resume=False,
                 loss = 0.0
                 for _ in range(settings.grad_accum):
                     x, y = random_batch(train_tokens, settings.batch_size, settings.seq_len, rng)
-                    loss += loss_fn.forward(model.forward(x), y, overwrite_logits=True) / settings.grad_accum
-                    model.backward(loss_fn.backward(1.0 / settings.grad_accum))
+                    loss += parallel.loss_and_backward(x, y, 1.0 / settings.grad_accum) / settings.grad_accum
                 grad_norm = clip_grad_norm(model.grads, settings.grad_clip, trainable)
                 if not (math.isfinite(loss) and math.isfinite(grad_norm)):
                     what = "loss" if not math.isfinite(loss) else "gradient norm"
