@@ -119,45 +119,55 @@ SUITES = {"model": "forward+backward", "train": "training step (forward, backwar
           "decode": "generation, batch 1"}
 
 
-def bench_step(name, suite, steps, use_torch, out=print):
+def bench_step(name, suite, steps, use_torch, workers=1, out=print):
+    """Times one worker (NumPy's BLAS threads as they are), `workers` data-parallel workers
+    (one BLAS thread each) if more than one, and PyTorch, in alternation."""
     config, batch, seq_len = BENCH_CONFIGS[name]
     model = Llama(config, seed=0, dtype=np.float32)
     rng = np.random.default_rng(0)
     tokens = rng.integers(0, config.vocab_size, size=(batch, seq_len))
     targets = rng.integers(0, config.vocab_size, size=(batch, seq_len))
     with_optimizer = suite == "train"
-    ours = our_step_function(model, tokens, targets, with_optimizer)
+    runs = {"1 worker": our_step_function(model, tokens, targets, with_optimizer)}
+    if workers > 1:
+        runs[f"{workers} workers"] = our_step_function(model, tokens, targets, with_optimizer, workers)
     theirs, torch_info = (torch_step_function(model, tokens, targets, with_optimizer)
                           if use_torch else (None, None))
-    ours()  # warm-up: first touches of memory, BLAS start-up
     if theirs:
-        theirs()
-    our_times, their_times = [], []
-    for _ in range(steps):  # alternate, so both see the same machine conditions
-        our_times.append(_timed(ours))
-        if theirs:
+        runs["PyTorch"] = theirs
+    times = {label: [] for label in runs}
+    for step in runs.values():
+        step()  # warm-up: first touches of memory, BLAS start-up
+    for _ in range(steps):  # alternate, so all see the same machine conditions
+        for label, step in runs.items():
+            times[label].append(_timed(step))
             # Both libraries' worker threads keep spinning for a moment after their work is
-            # done; without a pause they steal the cores from the other library's next step.
-            time.sleep(PAUSE_BETWEEN_LIBRARIES)
-            their_times.append(_timed(theirs))
+            # done; without a pause they steal the cores from the next run.
             time.sleep(PAUSE_BETWEEN_LIBRARIES)
     tokens_per_step = batch * seq_len
-    our_rate = tokens_per_step / statistics.median(our_times)
-    peak = peak_step_memory(ours)
+    rates = {label: tokens_per_step / statistics.median(t) for label, t in times.items()}
+    fastest_ours = max((label for label in rates if label != "PyTorch"), key=rates.get)
+    peak = peak_step_memory(runs[fastest_ours])
+    copies = 1 if fastest_ours == "1 worker" else workers  # each worker has its own gradients
     params_mb = sum(p.nbytes for p in model.params.values()) / 2 ** 20
     out(f"[{name}] dim {config.dim}, {config.n_layers} layers, {config.n_heads} heads "
         f"({config.n_kv_heads} kv), hidden {config.hidden_dim}, vocab {config.vocab_size}, "
-        f"batch {batch} x seq {seq_len}, float32, {model.num_params() / 1e6:.2f}M params")
-    out(f"  tinyllama_np {SUITES[suite]}: {our_rate:.0f} tokens/s  "
-        f"(median of {steps} steps, best {tokens_per_step / min(our_times):.0f})")
-    out(f"  peak memory of one step: {peak / 2 ** 20:.0f} MB of arrays "
-        f"(+ {params_mb:.0f} MB parameters, {params_mb:.0f} MB gradients"
+        f"batch {batch} x seq {seq_len}, float32, {model.num_params() / 1e6:.2f}M params, "
+        f"{SUITES[suite]}, median of {steps} steps")
+    for label, rate in rates.items():
+        what = (f"PyTorch eager ({torch_info})" if label == "PyTorch" else
+                "tinyllama_np, 1 worker (BLAS threads as set)" if label == "1 worker" else
+                f"tinyllama_np, {label} (data parallel, 1 BLAS thread each)")
+        out(f"  {what}: {rate:.0f} tokens/s  (best {tokens_per_step / min(times[label]):.0f})")
+    if theirs:
+        for label in rates:
+            if label != "PyTorch":
+                out(f"  ratio tinyllama_np {label} / PyTorch: {rates[label] / rates['PyTorch']:.2f}")
+    out(f"  peak memory of one step ({fastest_ours}): {peak / 2 ** 20:.0f} MB of arrays "
+        f"(+ {params_mb:.0f} MB parameters, {params_mb * copies:.0f} MB gradients"
         + (f", {2 * params_mb:.0f} MB AdamW moments)" if with_optimizer else ")"))
-    result = {"config": name, "tokens_per_s": our_rate, "peak_step_bytes": peak,
+    result = {"config": name, "tokens_per_s": rates[fastest_ours], "peak_step_bytes": peak,
               "flops_per_token": training_flops_per_token(config, seq_len)}
     if theirs:
-        their_rate = tokens_per_step / statistics.median(their_times)
-        out(f"  PyTorch eager, the same step: {their_rate:.0f} tokens/s  ({torch_info})")
-        out(f"  ratio tinyllama_np / PyTorch: {our_rate / their_rate:.2f}")
-        result["torch_tokens_per_s"] = their_rate
+        result["torch_tokens_per_s"] = rates["PyTorch"]
     return result

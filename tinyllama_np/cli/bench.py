@@ -10,12 +10,15 @@
 
 When torch is installed (`pip install torch==2.13.0`; never a dependency), the same model
 with the same weights runs in PyTorch eager mode too, in alternating steps back to back,
-and the ratio is printed. Thread counts are reported, never changed: set
-OPENBLAS_NUM_THREADS / torch's threads yourself to compare other settings.
+and the ratios are printed. The model and train suites time our step twice: with one worker
+(NumPy's BLAS threads as they are) and data-parallel with one worker per core, each with one
+BLAS thread (--workers; 1 if OPENBLAS_NUM_THREADS or OMP_NUM_THREADS is set). torch's threads
+are reported, never changed.
 """
 
 from ..bench.decode import bench_decode, bench_decode_checkpoint, bench_python_overhead
 from ..bench.profile import profile_step
+from ..training.data_parallel import default_workers
 from ..bench.steps import (BENCH_CONFIGS, SUITES, bench_step, measure_matmul_peak,
                            thread_settings)
 
@@ -24,6 +27,10 @@ def run(args):
     if args.steps < 1:
         raise ValueError(f"--steps must be at least 1, got {args.steps}")
     print(f"thread settings: {thread_settings()}")
+    workers, why = (args.workers, "--workers") if args.workers else default_workers()
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    print(f"data-parallel workers: {workers} ({why})")
     peak = measure_matmul_peak()
     print(f"float32 matrix-product peak here: {peak / 1e9:.0f} GFLOP/s (1024x1024 @ 1024x1024)")
     if args.checkpoint is not None:
@@ -43,7 +50,8 @@ def run(args):
             if suite == "decode":
                 bench_decode(name, args.steps)
                 continue
-            result = bench_step(name, suite, args.steps, use_torch=not args.no_torch)
+            result = bench_step(name, suite, args.steps, use_torch=not args.no_torch,
+                                workers=workers)
             mfu = result["tokens_per_s"] * result["flops_per_token"] / peak
             print(f"  model FLOPs utilisation: {100 * mfu:.0f}% of that peak "
                   f"({result['flops_per_token'] / 1e6:.1f} MFLOP of matrix products per token)")
@@ -62,6 +70,8 @@ def add_command(subparsers):
                         "decode: generation with and without the KV cache")
     parser.add_argument("--checkpoint", metavar="PATH",
                         help="with --suite decode: measure this checkpoint (any format)")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="data-parallel workers timed beside one worker (default: one per core)")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     parser.add_argument("--profile", action="store_true",
                         help="instead of the suites: a table of forward and backward time per "
