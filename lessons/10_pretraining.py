@@ -94,6 +94,36 @@ print(f"\noverfitting one batch: loss {losses[0]:.2f} -> {losses[-1]:.3f}")
 assert losses[-1] < 0.1
 
 # %% [markdown]
+# ## Data parallelism: one batch, two workers, the same gradient
+# The loss is a mean over the batch, so its gradient is a (weighted) mean of the gradients of
+# the batch's parts. Two copies of the model that share the weights can each take half of
+# the rows, at the same time on two cores, and their gradients are added before the update:
+#   grad = (n_a / n) grad_a + (n_b / n) grad_b       (n_a, n_b counted targets in each half)
+# This is how training runs on many GPUs; here the "devices" are threads
+# (tinyllama_np/training/data_parallel.py). `tinyllama-np train` uses one worker per core.
+
+# %%
+from tinyllama_np.training.data_parallel import DataParallel, replicate
+
+model.zero_grad()
+loss, grads = model.loss_and_grads(x, y)
+one_worker = {name: grad.copy() for name, grad in grads.items()}
+half_a, half_b = model, replicate(model)  # the replica shares every weight array...
+assert half_a.params["norm.weight"] is half_b.params["norm.weight"]
+assert half_a.grads["norm.weight"] is not half_b.grads["norm.weight"]  # ...not the gradients
+loss_a, grads_a = half_a.loss_and_grads(x[:2], y[:2])
+loss_b, grads_b = half_b.loss_and_grads(x[2:], y[2:])
+largest_difference = max(np.abs(0.5 * grads_a[name] + 0.5 * grads_b[name] - one_worker[name]).max()
+                         for name in one_worker)
+print(f"\nmean of the two halves' gradients vs the whole batch's: largest difference "
+      f"{largest_difference:.1e} (float32 rounding)")
+assert largest_difference < 1e-5
+model.zero_grad()
+parallel_loss = DataParallel(model, workers=2).loss_and_backward(x, y)  # the same, in threads
+print(f"loss of the whole batch {loss:.5f}; the two halves in two threads {parallel_loss:.5f}")
+assert abs(parallel_loss - loss) < 1e-5
+
+# %% [markdown]
 # ## A real run on the bundled stories
 # About 15 seconds: tokenise the corpus once into memory-mapped token files, then train a
 # small model with AdamW, warm-up and cosine decay, gradient clipping, and a validation loss.

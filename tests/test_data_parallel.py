@@ -30,7 +30,6 @@ def loss_and_grads(model, tokens, targets, workers, d_loss=1.0):
     return loss, {name: grad.copy() for name, grad in model.grads.items()}
 
 
-@needs_openblas
 @pytest.mark.parametrize("workers", [2, 3])
 @pytest.mark.parametrize("tie_embeddings", [False, True])
 def test_workers_give_the_one_worker_loss_and_gradients(workers, tie_embeddings):
@@ -44,7 +43,6 @@ def test_workers_give_the_one_worker_loss_and_gradients(workers, tie_embeddings)
                                    err_msg=name)
 
 
-@needs_openblas
 def test_gradients_add_into_the_model_as_a_backward_does():
     model, tokens, targets = model_and_batch()
     _, once = loss_and_grads(model, tokens, targets, 2)
@@ -56,7 +54,6 @@ def test_gradients_add_into_the_model_as_a_backward_does():
         np.testing.assert_allclose(grad, 2 * once[name], rtol=1e-10, atol=1e-14, err_msg=name)
 
 
-@needs_openblas
 def test_a_row_with_nothing_to_predict_is_left_out():
     model, tokens, targets = model_and_batch(batch=2)
     targets[1] = -1  # the second worker's only row counts no target

@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 
-from tinyllama_np.blas_threads import find_openblas
 from tinyllama_np.training import data as data_module
 from tinyllama_np.nn import CrossEntropyLoss
 from tinyllama_np.training.loop import STATE_FILE, TrainingError, TrainSettings, load_state, read_log, train
@@ -42,8 +41,6 @@ def test_loss_falls(tmp_path):
 
 @pytest.mark.parametrize("grad_accum, workers", [(1, 1), (2, 1), (2, 2)])
 def test_stop_and_resume_is_bit_identical(tmp_path, grad_accum, workers):
-    if workers > 1 and find_openblas() is None:
-        pytest.skip("data-parallel workers need OpenBLAS")
     settings = small_settings(grad_accum=grad_accum)
     straight = run(tmp_path, "straight", settings, workers=workers)
     run(tmp_path, "resumed", settings, stop_at=5, workers=workers)

@@ -8,8 +8,8 @@ workers asking a 2-thread OpenBLAS for 2 threads each would fight over two cores
 
 OpenBLAS has a C function for this, `openblas_set_num_threads`; this file finds it in the
 library NumPy loaded (through ctypes, as threadpoolctl does) and calls it. Where NumPy uses
-another BLAS (Apple's Accelerate, Intel's MKL), `find_openblas()` returns None and callers
-keep one worker.
+another BLAS (Apple's Accelerate, Intel's MKL), `find_openblas()` returns None, `blas_threads`
+changes nothing, and the commands default to one worker.
 """
 
 import ctypes
@@ -71,10 +71,12 @@ def find_openblas():
 
 @contextmanager
 def blas_threads(count):
-    """Matrix products use `count` threads inside the block, and the earlier count after it."""
+    """Matrix products use `count` threads inside the block, and the earlier count after it
+    (with OpenBLAS; with another BLAS, the block runs with its threads unchanged)."""
     openblas = find_openblas()
     if openblas is None:
-        raise RuntimeError("NumPy's BLAS is not OpenBLAS: its thread count cannot be changed here")
+        yield
+        return
     before = openblas.get_threads()
     openblas.set_threads(count)
     try:

@@ -36,6 +36,7 @@ from ..models import Llama, LlamaConfig
 DECODE_CONFIGS = {
     "small": LlamaConfig(vocab_size=512, dim=64, n_layers=4, n_heads=4, n_kv_heads=2,
                          max_seq_len=256),
+    "tiny": LlamaConfig(vocab_size=2048, dim=128, n_layers=4, n_heads=4, max_seq_len=256),
     "dim288": LlamaConfig(vocab_size=32000, dim=288, n_layers=6, n_heads=6, hidden_dim=768,
                           max_seq_len=256),
 }

@@ -20,6 +20,8 @@ PAUSE_BETWEEN_LIBRARIES = 0.3  # seconds
 BENCH_CONFIGS = {
     "small": (LlamaConfig(vocab_size=512, dim=64, n_layers=4, n_heads=4, n_kv_heads=2,
                           max_seq_len=128), 8, 128),
+    # the main job's model (`tinyllama-np train`, preset tiny)
+    "tiny": (LlamaConfig(vocab_size=2048, dim=128, n_layers=4, n_heads=4, max_seq_len=128), 8, 128),
     "dim288": (LlamaConfig(vocab_size=4096, dim=288, n_layers=6, n_heads=6, hidden_dim=768,
                            max_seq_len=256), 8, 256),
 }

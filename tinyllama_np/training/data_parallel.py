@@ -12,7 +12,9 @@ workers at once, but it has its own gradient buffers and its own saved activatio
 workers never write to the same array. NumPy lets go of Python's global interpreter lock
 inside matrix products and element-wise loops, so the worker threads really run at the
 same time, one per core. Each worker's matrix products then use a single BLAS thread
-(blas_threads.py); otherwise each would ask for every core.
+(blas_threads.py); otherwise each would ask for every core. (That needs OpenBLAS, which
+NumPy's wheels bundle; with another BLAS, workers still give the same results, but the
+commands default to one.)
 
 This is how multi-GPU training works too (PyTorch's DistributedDataParallel): the same
 model on every device, a slice of the batch each, gradients summed before the update.
@@ -60,9 +62,6 @@ class DataParallel:
         """Call this after freezing parameters: the replicas copy the model's grads."""
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
-        if workers > 1 and find_openblas() is None:
-            raise ValueError("data-parallel workers need NumPy's BLAS to be OpenBLAS, whose thread "
-                             "count can be set while running; use one worker")
         self.model = model
         self.workers = [model] + [replicate(model) for _ in range(workers - 1)]
         self.losses = [CrossEntropyLoss() for _ in self.workers]
