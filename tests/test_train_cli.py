@@ -29,10 +29,14 @@ def test_train_writes_a_complete_run_folder_and_generate_reads_it(tmp_path, run_
 
 
 def test_resume_from_the_command_line_is_exact(tmp_path, run_cli):
+    """With two data-parallel workers, as `--workers 2` asks (each run, and the resume)."""
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    assert run_cli("train", "--out", str(straight), "--samples", "0", *QUICK).returncode == 0
-    assert run_cli("train", "--out", str(resumed), "--samples", "0", "--stop-at", "2", *QUICK).returncode == 0
-    result = run_cli("train", "--resume", str(resumed), "--samples", "0")
+    two = ["--workers", "2"]
+    first = run_cli("train", "--out", str(straight), "--samples", "0", *two, *QUICK)
+    assert first.returncode == 0 and "2 workers (data parallel" in first.stdout
+    assert run_cli("train", "--out", str(resumed), "--samples", "0", "--stop-at", "2", *two,
+                   *QUICK).returncode == 0
+    result = run_cli("train", "--resume", str(resumed), "--samples", "0", *two)
     assert result.returncode == 0, result.stderr
     a, b = np.load(straight / "model.npz"), np.load(resumed / "model.npz")
     assert a.files == b.files
@@ -52,6 +56,7 @@ def test_bad_input_is_a_message_not_a_traceback(tmp_path, run_cli):
          "fewer than one sequence"),
         (["train", "--preset", "huge"], "invalid choice"),
         (["train", "--steps", "0", "--out", str(tmp_path / "z")], "steps must be at least 1"),
+        (["train", "--workers", "0", "--out", str(tmp_path / "w")], "--workers must be at least 1"),
         (["train", "--resume", str(tmp_path / "nothing")], "holds no training checkpoint"),
     ]
     for args, message in cases:
@@ -59,6 +64,7 @@ def test_bad_input_is_a_message_not_a_traceback(tmp_path, run_cli):
         assert result.returncode != 0, args
         assert message in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr, args
+    assert not (tmp_path / "w").exists()  # refused before anything was written
 
 
 def test_an_existing_run_is_never_overwritten(tmp_path, run_cli):

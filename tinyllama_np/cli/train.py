@@ -25,7 +25,6 @@ from ..tokenizer import load_tokenizer
 from ..training import fetch
 from ..training.corpus import BUNDLED_NAME, resolve_corpus
 from ..training.data import load_tokens, prepare_token_files
-from ..training.data_parallel import default_workers
 from ..training.loop import PRESETS, STATE_FILE, load_state, read_log, settings_from_dict, train
 
 def settings_for(args):
@@ -39,6 +38,8 @@ def settings_for(args):
 
 
 def run(args):
+    if args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
     if args.resume:
         out_dir = Path(args.resume)
         _, info = load_state(out_dir)
@@ -60,7 +61,9 @@ def run(args):
     train_tokens = load_tokens(out_dir / "data" / "train.npy", tokenizer.vocab_size)
     val_tokens = load_tokens(out_dir / "data" / "val.npy", tokenizer.vocab_size)
     init_from = load_checkpoint(args.init_from) if args.init_from else None
-    workers, why = (args.workers, "--workers") if args.workers else default_workers()
+    workers = args.workers
+    why = ("data parallel, one BLAS thread each" if workers > 1 else
+           "--workers 2 splits each batch over two cores")
     print(f"training in {out_dir}: {settings.n_layers} layers, dim {settings.dim}, vocabulary "
           f"{tokenizer.vocab_size}, {len(train_tokens):,} training tokens, {settings.steps} steps "
           f"of {settings.batch_size * settings.grad_accum} x {settings.seq_len} tokens, "
@@ -141,9 +144,9 @@ def add_command(subparsers):
             ("checkpoint-interval", int, "steps between checkpoints")]:
         parser.add_argument(f"--{name}", type=kind, dest=name.replace("-", "_"), help=help_text)
     parser.add_argument("--optimizer", choices=["adamw", "sgd"])
-    parser.add_argument("--workers", type=int, metavar="N",
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="threads sharing each batch, one BLAS thread each (data parallelism; "
-                        "default: one per core, or 1 if OPENBLAS_NUM_THREADS or OMP_NUM_THREADS is set)")
+                        "faster for dim288 and larger, not for the tiny preset; default 1)")
     parser.add_argument("--freeze", nargs="+", metavar="PREFIX",
                         help="parameter-name prefixes to keep fixed, e.g. tok_embeddings layers.0.")
     parser.set_defaults(run=run)
