@@ -7,6 +7,7 @@ import pytest
 from tinyllama_np.blas_threads import blas_threads, find_openblas
 from tinyllama_np.models import Llama, LlamaConfig
 from tinyllama_np.training.data_parallel import DataParallel, default_workers, replicate
+from tinyllama_np.training.optim import SGD, AdamW
 
 needs_openblas = pytest.mark.skipif(find_openblas() is None, reason="NumPy's BLAS is not OpenBLAS")
 
@@ -109,3 +110,20 @@ def test_a_thread_variable_the_user_set_means_one_worker(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     workers, why = default_workers()
     assert workers >= 1 and why
+
+
+@pytest.mark.parametrize("optimizer_class", [AdamW, SGD])
+def test_an_update_on_the_workers_threads_equals_the_plain_one(optimizer_class):
+    model, tokens, targets = model_and_batch()
+    _, grads = loss_and_grads(model, tokens, targets, 1)
+    start = {name: param.copy() for name, param in model.params.items()}
+    plain = optimizer_class(model.params, lr=1e-2)
+    plain.step(grads)
+    plainly_updated = {name: param.copy() for name, param in model.params.items()}
+    for name, param in model.params.items():
+        param[...] = start[name]
+    threaded = optimizer_class(model.params, lr=1e-2)
+    threaded.step(grads, map=DataParallel(model, 2).map)
+    for name, param in model.params.items():
+        assert not np.array_equal(param, start[name]), name  # the update did happen
+        np.testing.assert_array_equal(param, plainly_updated[name], err_msg=name)

@@ -25,6 +25,7 @@ from ..tokenizer import load_tokenizer
 from ..training import fetch
 from ..training.corpus import BUNDLED_NAME, resolve_corpus
 from ..training.data import load_tokens, prepare_token_files
+from ..training.data_parallel import default_workers
 from ..training.loop import PRESETS, STATE_FILE, load_state, read_log, settings_from_dict, train
 
 def settings_for(args):
@@ -38,7 +39,7 @@ def settings_for(args):
 
 
 def run(args):
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
     if args.resume:
         out_dir = Path(args.resume)
@@ -61,9 +62,11 @@ def run(args):
     train_tokens = load_tokens(out_dir / "data" / "train.npy", tokenizer.vocab_size)
     val_tokens = load_tokens(out_dir / "data" / "val.npy", tokenizer.vocab_size)
     init_from = load_checkpoint(args.init_from) if args.init_from else None
-    workers = args.workers
-    why = ("data parallel, one BLAS thread each" if workers > 1 else
-           "--workers 2 splits each batch over two cores")
+    if args.workers:
+        workers = args.workers
+        why = "data parallel, one BLAS thread each" if workers > 1 else "--workers 1"
+    else:
+        workers, why = default_workers()
     print(f"training in {out_dir}: {settings.n_layers} layers, dim {settings.dim}, vocabulary "
           f"{tokenizer.vocab_size}, {len(train_tokens):,} training tokens, {settings.steps} steps "
           f"of {settings.batch_size * settings.grad_accum} x {settings.seq_len} tokens, "
@@ -144,9 +147,9 @@ def add_command(subparsers):
             ("checkpoint-interval", int, "steps between checkpoints")]:
         parser.add_argument(f"--{name}", type=kind, dest=name.replace("-", "_"), help=help_text)
     parser.add_argument("--optimizer", choices=["adamw", "sgd"])
-    parser.add_argument("--workers", type=int, default=1, metavar="N",
+    parser.add_argument("--workers", type=int, metavar="N",
                         help="threads sharing each batch, one BLAS thread each (data parallelism; "
-                        "faster for dim288 and larger, not for the tiny preset; default 1)")
+                        "default: one per core, or 1 if OPENBLAS_NUM_THREADS or OMP_NUM_THREADS is set)")
     parser.add_argument("--freeze", nargs="+", metavar="PREFIX",
                         help="parameter-name prefixes to keep fixed, e.g. tok_embeddings layers.0.")
     parser.set_defaults(run=run)

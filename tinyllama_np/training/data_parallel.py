@@ -46,7 +46,10 @@ def default_workers():
     if find_openblas() is None:
         return 1, "NumPy's BLAS is not OpenBLAS"
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return cores, f"one per core, each with one BLAS thread ({THREAD_VARIABLES[0]} overrides)"
+    if cores == 1:
+        return 1, "one core"
+    return cores, (f"data parallel, one per core, each with one BLAS thread; --workers 1 or "
+                   f"{THREAD_VARIABLES[0]} keeps one")
 
 
 def replicate(model):
@@ -66,6 +69,14 @@ class DataParallel:
         self.workers = [model] + [replicate(model) for _ in range(workers - 1)]
         self.losses = [CrossEntropyLoss() for _ in self.workers]
         self.pool = ThreadPoolExecutor(len(self.workers)) if workers > 1 else None
+
+    def map(self, function, items):
+        """function(item) for every item, on the workers' threads (element-wise work, such as
+        the optimizer's update of each parameter, which releases Python's lock); a list."""
+        if self.pool is None:
+            return [function(item) for item in items]
+        with blas_threads(1):
+            return list(self.pool.map(function, items))
 
     def loss_and_backward(self, tokens, targets, d_loss=1.0):
         """Mean cross-entropy of predicting `targets` from `tokens` (a Python float), and

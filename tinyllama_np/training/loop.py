@@ -240,7 +240,7 @@ def train(settings, train_tokens, val_tokens, vocab_size, out_dir, resume=False,
                         f"the {what} became {value} at step {step + 1}: stopping before the "
                         f"update. The last good checkpoint (step {last_saved}) is in {out_dir}; "
                         f"try a lower --lr.")
-                optimizer.step(model.grads, lr)
+                optimizer.step(model.grads, lr, map=parallel.map)
                 step += 1
                 record = {"step": step, "loss": loss, "lr": lr, "grad_norm": grad_norm,
                           "tokens_per_s": tokens_per_step / (time.perf_counter() - started)}

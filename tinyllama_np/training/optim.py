@@ -35,7 +35,9 @@ class AdamW:
         self.v = {name: np.zeros_like(p) for name, p in params.items() if name not in self.frozen}
         self.step_count = 0
 
-    def step(self, grads, lr=None):
+    def step(self, grads, lr=None, map=map):
+        """One update of every parameter. `map` may run the per-parameter updates on several
+        threads at once (each parameter's arrays are its own): DataParallel.map does."""
         lr = self.lr if lr is None else lr
         beta1, beta2 = self.betas
         self.step_count += 1
@@ -43,8 +45,9 @@ class AdamW:
         correction1 = 1.0 - beta1 ** self.step_count
         correction2 = 1.0 - beta2 ** self.step_count
         step_size = lr / correction1
-        for name, m in self.m.items():
-            param, grad, v = self.params[name], grads[name], self.v[name]
+
+        def update(name):
+            param, grad, m, v = self.params[name], grads[name], self.m[name], self.v[name]
             m *= beta1
             m += (1.0 - beta1) * grad
             v *= beta2
@@ -56,6 +59,8 @@ class AdamW:
             denominator *= 1.0 / math.sqrt(correction2)
             denominator += self.eps
             param -= step_size * (m / denominator)
+        for _ in map(update, self.m):
+            pass
 
     def state(self):
         """Everything needed to continue exactly: arrays by name and the step count."""
@@ -88,16 +93,20 @@ class SGD:
         self.velocity = {name: np.zeros_like(p) for name, p in params.items() if name not in self.frozen}
         self.step_count = 0
 
-    def step(self, grads, lr=None):
+    def step(self, grads, lr=None, map=map):
+        """One update of every parameter; `map` as in AdamW.step."""
         lr = self.lr if lr is None else lr
         self.step_count += 1
-        for name, velocity in self.velocity.items():
-            param = self.params[name]
+
+        def update(name):
+            param, velocity = self.params[name], self.velocity[name]
             velocity *= self.momentum
             velocity += grads[name]
             if name in self.decayed and self.weight_decay:
                 param *= 1.0 - lr * self.weight_decay
             param -= lr * velocity
+        for _ in map(update, self.velocity):
+            pass
 
     def state(self):
         return {f"velocity.{name}": v for name, v in self.velocity.items()}, {"step_count": self.step_count}
