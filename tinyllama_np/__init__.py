@@ -19,6 +19,7 @@ from .tokenizer import MergesBPETokenizer
 
 from .nn.lora import LoRALinear
 from .training.lora import apply_lora, lora_layers, merge_lora, set_lora_training
+from .training.data_parallel import DataParallel
 from .checkpoint.adapter import load_adapter, save_adapter
 from .nn import CausalAttention
 
