@@ -6,7 +6,8 @@ import pytest
 
 from tinyllama_np.blas_threads import blas_threads, find_openblas
 from tinyllama_np.models import Llama, LlamaConfig
-from tinyllama_np.training.data_parallel import DataParallel, default_workers, replicate
+from tinyllama_np.training.data_parallel import (DataParallel, choose_workers, default_workers,
+                                               replicate)
 from tinyllama_np.training.optim import SGD, AdamW
 
 needs_openblas = pytest.mark.skipif(find_openblas() is None, reason="NumPy's BLAS is not OpenBLAS")
@@ -127,3 +128,10 @@ def test_an_update_on_the_workers_threads_equals_the_plain_one(optimizer_class):
     for name, param in model.params.items():
         assert not np.array_equal(param, start[name]), name  # the update did happen
         np.testing.assert_array_equal(param, plainly_updated[name], err_msg=name)
+
+
+def test_a_requested_number_of_workers_is_taken_and_checked():
+    assert choose_workers(3)[0] == 3
+    assert choose_workers(None) == default_workers()
+    with pytest.raises(ValueError, match="--workers must be at least 1, got 0"):
+        choose_workers(0)

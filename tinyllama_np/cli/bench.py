@@ -18,7 +18,7 @@ are reported, never changed.
 
 from ..bench.decode import bench_decode, bench_decode_checkpoint, bench_python_overhead
 from ..bench.profile import profile_step
-from ..training.data_parallel import default_workers
+from ..training.data_parallel import choose_workers
 from ..bench.steps import (BENCH_CONFIGS, SUITES, bench_step, measure_matmul_peak,
                            thread_settings)
 
@@ -27,9 +27,7 @@ def run(args):
     if args.steps < 1:
         raise ValueError(f"--steps must be at least 1, got {args.steps}")
     print(f"thread settings: {thread_settings()}")
-    workers, why = (args.workers, "--workers") if args.workers else default_workers()
-    if args.workers is not None and args.workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    workers, why = choose_workers(args.workers)
     print(f"data-parallel workers: {workers} ({why})")
     peak = measure_matmul_peak()
     print(f"float32 matrix-product peak here: {peak / 1e9:.0f} GFLOP/s (1024x1024 @ 1024x1024)")

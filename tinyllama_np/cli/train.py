@@ -25,7 +25,7 @@ from ..tokenizer import load_tokenizer
 from ..training import fetch
 from ..training.corpus import BUNDLED_NAME, resolve_corpus
 from ..training.data import load_tokens, prepare_token_files
-from ..training.data_parallel import default_workers
+from ..training.data_parallel import choose_workers
 from ..training.loop import PRESETS, STATE_FILE, load_state, read_log, settings_from_dict, train
 
 def settings_for(args):
@@ -39,8 +39,7 @@ def settings_for(args):
 
 
 def run(args):
-    if args.workers is not None and args.workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    workers, why = choose_workers(args.workers)  # checked before anything is written
     if args.resume:
         out_dir = Path(args.resume)
         _, info = load_state(out_dir)
@@ -62,11 +61,6 @@ def run(args):
     train_tokens = load_tokens(out_dir / "data" / "train.npy", tokenizer.vocab_size)
     val_tokens = load_tokens(out_dir / "data" / "val.npy", tokenizer.vocab_size)
     init_from = load_checkpoint(args.init_from) if args.init_from else None
-    if args.workers:
-        workers = args.workers
-        why = "data parallel, one BLAS thread each" if workers > 1 else "--workers 1"
-    else:
-        workers, why = default_workers()
     print(f"training in {out_dir}: {settings.n_layers} layers, dim {settings.dim}, vocabulary "
           f"{tokenizer.vocab_size}, {len(train_tokens):,} training tokens, {settings.steps} steps "
           f"of {settings.batch_size * settings.grad_accum} x {settings.seq_len} tokens, "

@@ -52,6 +52,16 @@ def default_workers():
                    f"{THREAD_VARIABLES[0]} keeps one")
 
 
+def choose_workers(requested=None):
+    """(workers, why) for a command's --workers N: N if given (at least 1), else
+    default_workers()."""
+    if requested is None:
+        return default_workers()
+    if requested < 1:
+        raise ValueError(f"--workers must be at least 1, got {requested}")
+    return requested, ("data parallel, one BLAS thread each" if requested > 1 else "--workers 1")
+
+
 def replicate(model):
     """A deep copy of `model` that shares its parameter arrays and owns everything else."""
     shared = {id(param): param for param in model.params.values()}
