@@ -60,7 +60,7 @@ by_hand = w - 0.1 * ((m / 0.1) / (np.sqrt(v / 0.05) + 1e-8) + 0.1 * w)
 optimizer.step({"w": g})
 print("\nweights before:", w[0], " gradient:", g[0])
 print("by hand:       ", by_hand[0])
-print("tl.AdamW:      ", params["w"][0])
+print("optim.AdamW:   ", params["w"][0])
 assert np.allclose(by_hand, params["w"])
 # Note the first step moves BOTH weights by about lr, although their gradients differ 15x:
 # Adam divides by the gradient's own running size. Its step size is set by lr, not by |g|.
