@@ -57,8 +57,11 @@ def test_loss_and_grads_matches_finite_differences(rng):
     loss, grads = model.loss_and_grads(tokens, targets)
     assert set(grads) == set(model.params)
     for name in ["tok_embeddings.weight", "layers.1.attention.wk.weight", "norm.weight"]:
-        param = model.params[name].reshape(-1)
-        for index in rng.choice(param.size, 5, replace=False):
+        param = model.params[name]
+        # Reached by index, not through param.reshape(-1): weight matrices are stored column
+        # by column, and reshaping one flat gives a copy, which perturbing would not reach.
+        for flat_index in rng.choice(param.size, 5, replace=False):
+            index = np.unravel_index(flat_index, param.shape)
             original = param[index]
             param[index] = original + 1e-5
             plus = model.loss_fn.forward(model.forward(tokens), targets)
@@ -66,7 +69,7 @@ def test_loss_and_grads_matches_finite_differences(rng):
             minus = model.loss_fn.forward(model.forward(tokens), targets)
             param[index] = original
             numerical = (plus - minus) / 2e-5
-            analytic = grads[name].reshape(-1)[index]
+            analytic = grads[name][index]
             assert analytic == pytest.approx(numerical, rel=1e-6, abs=1e-9), name
 
 

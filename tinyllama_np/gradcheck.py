@@ -73,22 +73,22 @@ def gradcheck(module, *inputs, eps=1e-5, max_entries=None, seed=0, verbose=False
         if analytic is None or np.shape(analytic) != tensor.shape:
             raise ValueError(f"backward returned a gradient of shape {np.shape(analytic)} for "
                              f"{name} of shape {tensor.shape}")
-        flat = tensor.reshape(-1)  # a view: writing to it perturbs the tensor
-        if not np.shares_memory(flat, tensor):
-            raise ValueError(f"{name} must be contiguous to be perturbed in place")
-        entries = np.arange(flat.size)
-        if max_entries is not None and flat.size > max_entries:
-            entries = rng.choice(flat.size, size=max_entries, replace=False)
+        # Entries are picked by their flat position and reached through their index, which
+        # works for any memory order (Llama's weight matrices are stored column by column).
+        entries = np.arange(tensor.size)
+        if max_entries is not None and tensor.size > max_entries:
+            entries = rng.choice(tensor.size, size=max_entries, replace=False)
+        indices = np.unravel_index(entries, tensor.shape)
         numerical = np.empty(len(entries))
-        for j, entry in enumerate(entries):
-            original = flat[entry]
-            flat[entry] = original + eps
+        for j, index in enumerate(zip(*indices)):
+            original = tensor[index]
+            tensor[index] = original + eps
             plus = loss()
-            flat[entry] = original - eps
+            tensor[index] = original - eps
             minus = loss()
-            flat[entry] = original
+            tensor[index] = original
             numerical[j] = (plus - minus) / (2 * eps)
-        report[name] = float(np.max(_relative_errors(analytic.reshape(-1)[entries], numerical)))
+        report[name] = float(np.max(_relative_errors(np.asarray(analytic)[indices], numerical)))
         if verbose:
             print(f"  {name:<40s} worst relative error {report[name]:.1e}")
     return report

@@ -1,12 +1,13 @@
 """Linear layer (no bias, as in LLaMA) and token embedding.
 
-Weights are stored (out_features, in_features), the layout of PyTorch and of Meta's
-checkpoints, so a linear layer computes y = x @ W.T.
+Weights have shape (out_features, in_features), as in PyTorch and Meta's checkpoints, so a
+linear layer computes y = x @ W.T. Their memory order is free: Llama stores its weight
+matrices column by column (see llama.py), and everything here works with either order.
 """
 
 import numpy as np
 
-from .module import Module
+from .module import Module, memory_order
 
 
 class Linear(Module):
@@ -27,7 +28,10 @@ class Linear(Module):
         x2d = self.x.reshape(-1, self.x.shape[-1])
         dy2d = dy.reshape(-1, dy.shape[-1])
         if "weight" in self.grads:  # absent when frozen
-            self.grads["weight"] += dy2d.T @ x2d
+            grad = self.grads["weight"]
+            # The product is written in the gradient's own memory order: adding an array of
+            # one order into one of the other is many times slower than the product itself.
+            grad += np.matmul(dy2d.T, x2d, order=memory_order(grad))
         return (dy2d @ weight).reshape(self.x.shape)
 
 

@@ -21,6 +21,11 @@ no memory is spent on its gradient (fine-tuning with LoRA freezes every base wei
 import numpy as np
 
 
+def memory_order(array):
+    """'F' for an array stored column by column (Fortran order), else 'C'."""
+    return "F" if array.flags.f_contiguous and not array.flags.c_contiguous else "C"
+
+
 class Module:
     def __init__(self):
         self.params = {}
@@ -31,7 +36,11 @@ class Module:
         self.params[name] = value
         # np.zeros takes no memory until written, so inference-only models pay nothing.
         # (np.zeros_like would: it fills its result with zeros, touching every page.)
-        self.grads[name] = np.zeros(value.shape, value.dtype) if grad is None else grad
+        # The gradient gets the parameter's memory order (see Llama's weights), so that the
+        # element-wise work of optimizers runs through both arrays in step.
+        if grad is None:
+            grad = np.zeros(value.shape, value.dtype, order=memory_order(value))
+        self.grads[name] = grad
 
     def add_module(self, name, module):
         """Register a sub-module: its params and grads appear here as 'name.param'."""
