@@ -228,6 +228,31 @@ assert cached_ids == full_ids  # the cache changes the speed, never the result
 assert full_time > cached_time
 
 # %% [markdown]
+# ## Decoding one token reads every weight once
+# With the cache, one step multiplies ONE vector by every weight matrix: each weight is
+# read from memory for a single multiply-add. Memory, not arithmetic, sets the pace
+# (`tinyllama-np bench --suite decode` prints the bound). So how a matrix lies in memory
+# matters. Below, the same (vocab, dim) output matrix is stored two ways: row by row
+# (NumPy's default, order "C") and column by column (order "F", which is how tl.Llama
+# stores its weight matrices). The numbers are the same; x @ W.T reads them in another order.
+
+# %%
+W_rows = rng.standard_normal((32000, 288)).astype(np.float32)
+W_columns = np.asfortranarray(W_rows)
+x = rng.standard_normal((1, 288)).astype(np.float32)
+assert np.array_equal(W_rows, W_columns) and np.allclose(x @ W_rows.T, x @ W_columns.T, atol=1e-4)
+for label, W in [("row by row (C)", W_rows), ("column by column (F)", W_columns)]:
+    x @ W.T  # once untimed
+    start = time.perf_counter()
+    for _ in range(20):
+        x @ W.T
+    seconds = (time.perf_counter() - start) / 20
+    print(f"x @ W.T, W {W.nbytes / 1e6:.0f} MB stored {label:20s}: {1e3 * seconds:.2f} ms "
+          f"= {W.nbytes / seconds / 1e9:.1f} GB/s of weights read")
+print("tl.Llama's weights:", "column by column" if
+      big.params["output.weight"].flags.f_contiguous else "row by row")
+
+# %% [markdown]
 # ## Exercise
 # 1. Min-p sampling keeps the tokens whose probability is at least min_p times the top
 #    token's. Write `min_p_filter(probs, min_p)` next to top_p_filter in generation/sampling.py and
@@ -236,3 +261,6 @@ assert full_time > cached_time
 #    tokens in the vocabulary, what is it then?
 # 3. Time `tl.generate(big, prompt_ids, n, temperature=0, use_cache=False)` for n = 60, 120,
 #    240. Is the growth linear or quadratic, and why? Repeat with the cache.
+# 4. In the timing above, W.T of the column-by-column matrix is a row-by-row (288, 32000)
+#    matrix. Which of the two layouts does the (B*T, 288) @ (288, 32000) product of training
+#    prefer? Time both with x of 2048 rows.

@@ -15,8 +15,11 @@ class TorchLlama(torch.nn.Module):
     def __init__(self, config, params, dtype=torch.float32):
         super().__init__()
         self.config = config
+        # Row-major copies, as PyTorch lays out its own parameters (torch.tensor would keep
+        # the column-by-column strides of our weight matrices).
         self.weights = torch.nn.ParameterDict({
-            name.replace(".", "__"): torch.nn.Parameter(torch.tensor(np.asarray(value), dtype=dtype))
+            name.replace(".", "__"): torch.nn.Parameter(
+                torch.tensor(np.ascontiguousarray(value), dtype=dtype))
             for name, value in params.items()})
         head_dim = config.dim // config.n_heads
         freqs = 1.0 / (config.rope_theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
