@@ -67,6 +67,8 @@ def test_round_trip_gives_identical_logits(name, form, tmp_path):
     assert loaded.config == model.config
     assert loaded.dtype == np.float32
     assert_same_params(loaded, model)
+    for name, value in loaded.params.items():  # loading keeps llama.py's memory order
+        assert value.flags.f_contiguous == model.params[name].flags.f_contiguous, name
     tokens = tokens_for(model.config)
     np.testing.assert_array_equal(loaded.forward(tokens), model.forward(tokens))
     if model.config.tie_embeddings:  # still one shared matrix after loading

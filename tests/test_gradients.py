@@ -22,10 +22,14 @@ def normal(rng, *shape, scale=1.0):
     return rng.standard_normal(shape) * scale
 
 
-def test_linear(rng):
-    report = tl.gradcheck(tl.Linear(normal(rng, 5, 7)), normal(rng, 3, 4, 7))
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_linear(rng, order):
+    """Both memory orders of the weight: Llama stores its matrices column by column ("F")."""
+    linear = tl.Linear(np.asarray(normal(rng, 5, 7), order=order))
+    report = tl.gradcheck(linear, normal(rng, 3, 4, 7))
     assert set(report) == {"input 0", "param weight"}
     assert_gradients_match(report)
+    assert linear.grads["weight"].flags[f"{order}_CONTIGUOUS"]  # the gradient keeps the order
 
 
 def test_embedding_repeated_tokens(rng):

@@ -225,6 +225,23 @@ def test_parameter_names_and_shapes_follow_meta():
     assert set(tied.params) == set(expected) - {"output.weight"}
 
 
+@pytest.mark.parametrize("tied", [False, True])
+def test_weight_matrices_are_stored_column_by_column(tied):
+    """llama.py's memory order: weight matrices "F" (so that W.T, which x @ W.T multiplies
+    by, lies row by row), the embedding table "C" unless it is also the output matrix; each
+    gradient in its parameter's order. Random and zero (checkpoint-loading) models alike."""
+    config = tl.LlamaConfig(vocab_size=50, dim=32, n_layers=2, n_heads=4, n_kv_heads=2,
+                            tie_embeddings=tied)
+    for model in (tl.Llama(config), tl.Llama(config, random_init=False)):
+        for name, value in model.params.items():
+            if value.ndim == 1:
+                continue
+            column_by_column = name != "tok_embeddings.weight" or tied
+            for array in (value, model.grads[name]):
+                assert array.flags.f_contiguous == column_by_column, name
+                assert array.flags.c_contiguous == (not column_by_column), name
+
+
 def test_hidden_dim_rule_matches_known_models():
     assert tl.default_hidden_dim(288) == 768  # llama2.c stories15M
     assert tl.default_hidden_dim(512) == 1376  # llama2.c stories42M

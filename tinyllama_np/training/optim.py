@@ -135,6 +135,13 @@ def learning_rate(step, max_lr, warmup_steps, total_steps, min_lr):
     return min_lr + 0.5 * (max_lr - min_lr) * (1.0 + math.cos(math.pi * progress))
 
 
+def sum_of_squares(array):
+    # ravel(order="K") lists the elements in the order they lie in memory: a view of a
+    # column-by-column weight's gradient, where a plain ravel (or np.vdot) would copy it.
+    flat = array.ravel(order="K")
+    return float(np.dot(flat, flat))
+
+
 def clip_grad_norm(grads, max_norm, names=None):
     """Scale all gradients down together if their global L2 norm exceeds max_norm.
 
@@ -143,7 +150,7 @@ def clip_grad_norm(grads, max_norm, names=None):
     (the trainable ones when layers are frozen).
     """
     names = list(grads) if names is None else names
-    total = math.sqrt(sum(float(np.vdot(grads[n], grads[n])) for n in names))
+    total = math.sqrt(sum(sum_of_squares(grads[n]) for n in names))
     if max_norm and total > max_norm:
         scale = max_norm / (total + 1e-6)
         for n in names:
