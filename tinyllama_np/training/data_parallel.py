@@ -24,6 +24,7 @@ rounding, not bit for bit.
 
 import copy
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -82,11 +83,31 @@ class DataParallel:
 
     def map(self, function, items):
         """function(item) for every item, on the workers' threads (element-wise work, such as
-        the optimizer's update of each parameter, which releases Python's lock); a list."""
+        the optimizer's update of each parameter, which releases Python's lock); a list, in
+        the order of `items`.
+
+        Each thread takes the next item nobody has taken, until none is left: one task per
+        thread rather than one per item, whose hand-over to a thread would cost more than
+        the update of a small parameter."""
+        items = list(items)
         if self.pool is None:
             return [function(item) for item in items]
+        results = [None] * len(items)
+        untaken = iter(range(len(items)))
+        lock = threading.Lock()
+
+        def take_until_none_left():
+            while True:
+                with lock:
+                    index = next(untaken, None)
+                if index is None:
+                    return
+                results[index] = function(items[index])
         with blas_threads(1):
-            return list(self.pool.map(function, items))
+            tasks = [self.pool.submit(take_until_none_left) for _ in self.workers]
+            for task in tasks:
+                task.result()  # raises a worker's error here
+        return results
 
     def loss_and_backward(self, tokens, targets, d_loss=1.0):
         """Mean cross-entropy of predicting `targets` from `tokens` (a Python float), and
