@@ -78,6 +78,7 @@ def gradcheck(module, *inputs, eps=1e-5, max_entries=None, seed=0, verbose=False
         entries = np.arange(tensor.size)
         if max_entries is not None and tensor.size > max_entries:
             entries = rng.choice(tensor.size, size=max_entries, replace=False)
+        analytic = np.asarray(analytic)
         numerical, analytic_entries = np.empty(len(entries)), np.empty(len(entries))
         for j, entry in enumerate(entries):
             index = np.unravel_index(entry, tensor.shape)
@@ -88,7 +89,7 @@ def gradcheck(module, *inputs, eps=1e-5, max_entries=None, seed=0, verbose=False
             minus = loss()
             tensor[index] = original
             numerical[j] = (plus - minus) / (2 * eps)
-            analytic_entries[j] = np.asarray(analytic)[index]
+            analytic_entries[j] = analytic[index]
         report[name] = float(np.max(_relative_errors(analytic_entries, numerical)))
         if verbose:
             print(f"  {name:<40s} worst relative error {report[name]:.1e}")
