@@ -24,18 +24,23 @@ is the friend) is a grammar error instead: that sentence is rejected, and the st
 stay consistent, since Sam was introduced.
 
 Entity consistency: a story has one hero, at most one friend, at most one animal it is
-about ({pet.animal}) and at most one object ({thing.thing}). Each is checked on its own,
-and a story passes a check when every mention of that entity holds the same word:
+about (the {pet.*} slots) and at most one object (the {thing.*} slots). Each is checked on
+its own, and a story passes a check when every mention of that entity holds the same words,
+the animal's and the object's colour and size included:
   hero    the name consistency above,
-  friend  every {friend.name} slot holds one name ("... met a boy named Sam. ... Eli smiled."
-          fails),
-  animal  every {pet.animal} slot holds one animal ("a little frog ... The puppy was happy
-          again" fails); free {animal} slots ("asked a cat for help") are not the story's
-          animal and may vary,
-  object  every {thing.thing} slot holds one thing ("her red kite ... found the ball" fails),
+  friend  every {friend.name} slot holds one name ("... met a boy named Sam. ... Eli
+          smiled." fails); the friend's traits may vary (a kind girl can be shy too),
+  animal  every {pet.*} slot holds one word: one animal ("a little frog ... The puppy was
+          happy again" fails), one colour and one size ("a yellow goat ... the blue goat"
+          fails); free {animal} slots ("asked a cat for help") are not the story's animal
+          and may vary,
+  object  every {thing.*} slot holds one word: one thing ("her red kite ... found the ball"
+          fails), one colour ("a big red shell ... the blue shell" fails), one size,
 and, for each of the three, a sentence the grammar rejects mentions no word of its class
 (friend name, animal, thing) other than the story's own: such a sentence has no reading to
 tell a free slot from the entity, so any other animal or thing in it counts as a change.
+(Colours and sizes are not looked for in rejected sentences: several entities
+share those words, and the sentence already counts against the grammar.)
 When a sentence has several readings, the first that agrees with the words seen so far is
 used. "all_entities_consistent" is the share of stories that pass all four checks.
 
@@ -166,6 +171,11 @@ def names_are_consistent(sentences, parses):
 # names_are_consistent, which also requires the introduction).
 ENTITY_SLOTS = {"friend": "friend.name", "animal": "pet.animal", "object": "thing.thing"}
 ENTITIES = ("hero",) + tuple(ENTITY_SLOTS)
+# The animal's and the object's colour and size are part of what they are ("a red kite ...
+# the blue kite" is another kite), so every slot of their roles is checked. A friend's
+# traits may vary (a kind girl can be shy too): only the friend's name is.
+ENTITY_OF_SLOT = {slot: entity for entity, slot in ENTITY_SLOTS.items()}
+ENTITY_OF_ROLE = {"pet": "animal", "thing": "object"}
 # The words that can name each entity, to find them in sentences the grammar rejects
 # (longest first, so a Chinese word is not found inside a longer one).
 ENTITY_WORDS = {entity: ascii_word_or_chinese(sorted(
@@ -174,28 +184,34 @@ ENTITY_WORDS = {entity: ascii_word_or_chinese(sorted(
     for entity, word_class in (("friend", "friend_name"), ("animal", "animal"), ("object", "thing"))}
 
 
+def entity_of(slot):
+    """The entity a slot names or describes ("pet.color" -> "animal"), or None."""
+    return ENTITY_OF_SLOT.get(slot, ENTITY_OF_ROLE.get(slot.split(".")[0]))
+
+
 def entity_words(parse):
-    """{entity: word} for the entity slots of one reading: {"animal": "frog"}."""
-    return {entity: parse.slots[slot] for entity, slot in ENTITY_SLOTS.items()
-            if slot in parse.slots}
+    """{slot: word} for the entity slots of one reading: {"pet.animal": "frog",
+    "pet.color": "green"}."""
+    return {slot: word for slot, word in parse.slots.items() if entity_of(slot)}
 
 
 def entities_are_consistent(sentences, parses):
     """{entity: passes} for one story (module docstring): sentences and their readings."""
-    seen = {}  # entity -> the first word that named it
+    seen = {}  # slot -> the first word that filled it
     broken = set()
     for readings in parses:
         if not readings:
             continue
         agreeing = [parse for parse in readings
-                    if all(seen.get(entity, word) == word
-                           for entity, word in entity_words(parse).items())]
-        for entity, word in entity_words(agreeing[0] if agreeing else readings[0]).items():
-            if seen.setdefault(entity, word) != word:
-                broken.add(entity)
+                    if all(seen.get(slot, word) == word
+                           for slot, word in entity_words(parse).items())]
+        for slot, word in entity_words(agreeing[0] if agreeing else readings[0]).items():
+            if seen.setdefault(slot, word) != word:
+                broken.add(entity_of(slot))
     for sentence, readings in zip(sentences, parses):
         for entity, words in ENTITY_WORDS.items():
-            if not readings and any(word != seen.get(entity) for word in words.findall(sentence)):
+            own = seen.get(ENTITY_SLOTS[entity])
+            if not readings and any(word != own for word in words.findall(sentence)):
                 broken.add(entity)
     checks = {"hero": names_are_consistent(sentences, parses)}
     checks.update({entity: entity not in broken for entity in ENTITY_SLOTS})
