@@ -9,7 +9,8 @@ its figure is the average over the same tokens, from one run.
 At batch 1 each new token is a chain of matrix-VECTOR products: every weight is read once
 and used for one multiply-add, so the speed is bounded by memory bandwidth, not FLOPs.
 The GB/s column is (bytes of weights read per token) x (tokens/s); the bound is this
-machine's measured read bandwidth, all cores reading at once, / (bytes per token).
+machine's measured read bandwidth, all cores reading at once an array the size of the
+weights, / (bytes per token).
 
 The yardstick is ReferenceDecoder below: a minimal NumPy greedy decoder of the same model,
 with no modules, no checks, no sampling options, its projections fused (q, k and v in one
@@ -48,11 +49,13 @@ PREFILL_LEN = 128
 OVERHEAD_CONFIG = LlamaConfig(vocab_size=32, dim=16, n_layers=30, n_heads=2, max_seq_len=256)
 
 
-def measure_read_bandwidth(threads, megabytes=256, repeats=3):
-    """Bytes/s of summing a large float32 array (far larger than any cache), split into
+def measure_read_bandwidth(threads, nbytes, repeats=5):
+    """Bytes/s of summing a float32 array of `nbytes` bytes over and over, split into
     `threads` parts summed at once on as many threads (NumPy lets go of Python's lock while
-    it sums), as a multi-threaded BLAS reads a matrix; the best of `repeats`."""
-    parts = np.array_split(np.ones(megabytes * 2 ** 18, np.float32), threads)
+    it sums), as a multi-threaded BLAS reads a matrix; the best of `repeats` after one
+    warm-up. An array the size of a model's weights meets the caches as decoding does: the
+    part of it that stays in cache from one pass to the next is read faster."""
+    parts = np.array_split(np.ones(max(nbytes // 4, threads), np.float32), threads)
     with ThreadPoolExecutor(threads) as pool:
         def read_all():
             list(pool.map(np.sum, parts))
@@ -152,10 +155,11 @@ def bench_decode(name, steps, out=print):
         f"{results['greedy, KV cache'] / results['reference']:.2f} (each alternating pair: "
         f"{', '.join(f'{ratio:.2f}' for ratio in ratios)})")
     cores = os.cpu_count()
-    one_core, all_cores = measure_read_bandwidth(1), measure_read_bandwidth(cores)
+    one_core = measure_read_bandwidth(1, bytes_per_token)
+    all_cores = measure_read_bandwidth(cores, bytes_per_token)
     out(f"  memory-bandwidth bound: {all_cores / bytes_per_token:.0f} tokens/s ({cores} threads "
-        f"reading memory at {all_cores / 1e9:.1f} GB/s, one thread at {one_core / 1e9:.1f}; "
-        f"{bytes_per_token / 1e6:.1f} MB per token); greedy decode reaches "
+        f"reading {bytes_per_token / 1e6:.1f} MB, the weights' size, over and over at "
+        f"{all_cores / 1e9:.1f} GB/s, one thread at {one_core / 1e9:.1f}); greedy decode reaches "
         f"{100 * results['greedy, KV cache'] * bytes_per_token / all_cores:.0f}% of it, the "
         f"reference {100 * results['reference'] * bytes_per_token / all_cores:.0f}%")
     prefill_len = min(PREFILL_LEN, config.max_seq_len)
