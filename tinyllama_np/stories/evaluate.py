@@ -39,8 +39,8 @@ the animal's and the object's colour and size included:
 and, for each of the three, a sentence the grammar rejects mentions no word of its class
 (friend name, animal, thing) other than the story's own: such a sentence has no reading to
 tell a free slot from the entity, so any other animal or thing in it counts as a change.
-(Colours and sizes are not looked for in rejected sentences: several entities
-share those words, and the sentence already counts against the grammar.)
+(Colours and sizes are not looked for in rejected sentences: several entities share those
+words, and the sentence already counts against the grammar.)
 When a sentence has several readings, the first that agrees with the words seen so far is
 used. "all_entities_consistent" is the share of stories that pass all four checks.
 
@@ -175,7 +175,7 @@ ENTITIES = ("hero",) + tuple(ENTITY_SLOTS)
 # the blue kite" is another kite), so every slot of their roles is checked. A friend's
 # traits may vary (a kind girl can be shy too): only the friend's name is.
 ENTITY_OF_SLOT = {slot: entity for entity, slot in ENTITY_SLOTS.items()}
-ENTITY_OF_ROLE = {"pet": "animal", "thing": "object"}
+ENTITY_OF_ROLE = {ENTITY_SLOTS[entity].split(".")[0]: entity for entity in ("animal", "object")}
 # The words that can name each entity, to find them in sentences the grammar rejects
 # (longest first, so a Chinese word is not found inside a longer one).
 ENTITY_WORDS = {entity: ascii_word_or_chinese(sorted(
