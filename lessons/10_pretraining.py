@@ -86,7 +86,7 @@ batch = np.array([ids[:1] + tokenizer.encode(story)[:32] for story in stories[:4
 x, y = batch[:, :-1], batch[:, 1:]
 optimizer = AdamW(model.params, lr=1e-2, weight_decay=0.0)
 losses = []
-for step in range(80):
+for step in range(150):
     loss, grads = model.loss_and_grads(x, y)
     optimizer.step(grads)
     losses.append(loss)

@@ -19,8 +19,8 @@ BUNDLED_NAME = "stories"
 BUNDLED_VOCAB_SIZE = 2048
 SOURCE_CHECKOUT = Path(__file__).resolve().parents[2]
 BUNDLED_HASHES = {
-    "stories.txt": "f4f63edbe60e97317fb3ded099f856bd6f9d232151d0cc5f9bffb2d4eb172c96",
-    "tokenizer.model": "07ea7e33913d27f2eb7bd408504607c9274aeca0beb1fe0dedd5b1ed8a537e49",
+    "stories.txt": "a510addbfc49120f76c91b2336acfcc7491b9d3bb7ddae5e7fc75b265c6dd50c",
+    "tokenizer.model": "2675c8af725dd9aa2d9712df654e3d99a56b04cb6884e057171ff4a822021a5b",
     "tokenizer.model.json": "66f4f7b74cc02c26a031bbde867c5e12d0dc99765c6803c901b984c96d79606b",
 }
 
