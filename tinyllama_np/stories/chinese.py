@@ -147,6 +147,7 @@ TEMPLATES = {
         "{hero.he}有一个{thing.color}的{thing.size}{thing.thing}。",
         "{hero.he}的{family}送给{hero.he}一个{thing.color}的{thing.thing}。",
     ),
+    # From here on every sentence names the thing with its colour, as in english.py.
     "likes_thing": (
         "{hero.he}走到哪里都带着这个{thing.color}的{thing.thing}。",
         "{hero.name}走到哪里都带着这个{thing.color}的{thing.thing}。",

@@ -154,6 +154,8 @@ TEMPLATES = {
         "{hero.He} had a {thing.size} {thing.color} {thing.thing}.",
         "{hero.His} {family} gave {hero.him} a {thing.color} {thing.thing}.",
     ),
+    # From here on every sentence names the thing with its colour, so a model must carry the
+    # colour from "has_thing" to the end, as it carries the hero's name.
     "likes_thing": (
         "{hero.He} took the {thing.color} {thing.thing} everywhere.",
         "{hero.name} took the {thing.color} {thing.thing} everywhere.",
