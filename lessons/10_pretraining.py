@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import tinyllama_np as tl
-from tinyllama_np.training.data import load_tokens, prepare_token_files
+from tinyllama_np.training.data import document_starts, load_tokens, prepare_token_files, random_batch
 from tinyllama_np.training.optim import AdamW, learning_rate
 from tinyllama_np.plot import line_chart
 from tinyllama_np.training.loop import TrainSettings, read_log, train
@@ -134,11 +134,24 @@ workdir = Path(tempfile.mkdtemp())
 paths = prepare_token_files(stories[:3000], tokenizer, workdir / "data")
 train_tokens = load_tokens(paths["train"], tokenizer.vocab_size)
 val_tokens = load_tokens(paths["val"], tokenizer.vocab_size)
+
+# Where a window starts matters. Started anywhere, many windows begin in the middle of a story,
+# after the sentence that named its hero, animal and the object's colour, and the model can
+# only guess those; started at the documents (each BOS), every window reads a story from its
+# first sentence, and a later "the red kite" can be copied from what the window holds.
+begins_with_bos = {}
+for where, doc_starts in (("anywhere", None),
+                          ("at documents", document_starts(train_tokens, tokenizer.bos_id))):
+    windows, _ = random_batch(train_tokens, 1000, 128, np.random.default_rng(0), doc_starts)
+    begins_with_bos[where] = np.mean(windows[:, 0] == tokenizer.bos_id)
+    print(f"1000 windows of 128 tokens started {where}: {begins_with_bos[where]:.0%} begin with BOS")
+assert begins_with_bos["at documents"] > 0.95 > 0.1 > begins_with_bos["anywhere"]
+
 settings = TrainSettings(dim=64, n_layers=2, n_heads=4, seq_len=64, batch_size=16, steps=250,
                          lr=5e-3, min_lr=5e-4, warmup_steps=20, eval_interval=50, eval_batches=4)
 start = time.perf_counter()
 model = train(settings, train_tokens, val_tokens, tokenizer.vocab_size, workdir / "run",
-              progress=False, log=lambda *args: None)
+              progress=False, log=lambda *args: None, bos_id=tokenizer.bos_id)
 log = read_log(workdir / "run")
 print(f"\n{settings.steps} steps of {settings.batch_size} x {settings.seq_len} tokens "
       f"in {time.perf_counter() - start:.1f} s")

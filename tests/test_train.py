@@ -113,3 +113,35 @@ def test_random_batch_targets_are_shifted_inputs():
     x, y = data_module.random_batch(tokens, 3, 7, np.random.default_rng(0))
     assert x.shape == y.shape == (3, 7)
     np.testing.assert_array_equal(y, x + 1)
+
+
+def documents_of_lengths(lengths, bos=999):
+    """BOS, then 100 * d + 1, 100 * d + 2, ... for document d: every token names its document."""
+    return np.concatenate([[bos] + [100 * d + j for j in range(1, n)] for d, n in enumerate(lengths)]
+                          ).astype(np.uint16)
+
+
+def test_windows_start_at_documents_that_fit():
+    tokens = documents_of_lengths([5, 30, 6, 4, 9])
+    doc_starts = data_module.document_starts(tokens, 999)
+    np.testing.assert_array_equal(doc_starts, [0, 5, 35, 41, 45])
+    x, y = data_module.random_batch(tokens, 2000, 8, np.random.default_rng(0), doc_starts)
+    np.testing.assert_array_equal(x[:, 1:], y[:, :-1])
+    long_doc = x[:, 0] != 999
+    # A window starts at a BOS, unless it lies wholly inside the 30-token document.
+    assert np.all(x[long_doc] // 100 == 1) and np.all(y[long_doc] // 100 == 1)
+    # Four of the five documents fit, so about four windows in five start at a BOS, and the
+    # long document's windows start at every offset that keeps them inside it.
+    assert 0.7 < np.mean(~long_doc) < 0.9
+    assert set(x[long_doc, 0] % 100) == set(range(1, 30 - 8))
+    uniform, _ = data_module.random_batch(tokens, 2000, 8, np.random.default_rng(0))
+    assert np.mean(uniform[:, 0] == 999) < 0.2  # without the documents, anywhere
+
+
+def test_windows_near_the_end_and_text_before_the_first_bos():
+    tokens = np.concatenate([[7, 7], documents_of_lengths([4, 3])]).astype(np.uint16)
+    doc_starts = data_module.document_starts(tokens, 999)
+    np.testing.assert_array_equal(doc_starts, [0, 2, 6])
+    x, _ = data_module.random_batch(tokens, 50, 5, np.random.default_rng(0), doc_starts)
+    # The corpus has 9 tokens: a 6-token window cannot start later than position 3.
+    assert set(x[:, 0]) == {7, 999, 1}

@@ -67,7 +67,7 @@ def run(args):
           f"{workers} worker{'s' if workers > 1 else ''} ({why})")
     model = train(settings, train_tokens, val_tokens, tokenizer.vocab_size, out_dir,
                   resume=bool(args.resume), stop_at=args.stop_at, init_from=init_from,
-                  workers=workers)
+                  workers=workers, bos_id=tokenizer.bos_id)
     save_checkpoint(model, out_dir / "model.npz", format="npz")
     show_loss_curve(out_dir)
     if args.samples:
