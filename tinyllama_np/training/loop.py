@@ -88,8 +88,8 @@ PRESETS = {
     # story's animal, object and the object's colour back from earlier in the text is learnt
     # late, at a step that depends on the seed, and needs the windows to start at the stories
     # (train's bos_id, as `tinyllama-np train` does): with windows started anywhere, 2600
-    # steps kept every entity in 100, 100, 78, 100 and 99% of the stories for seeds 0-4, and
-    # with windows started at stories in every story for seeds 0-9 (README).
+    # steps kept every entity in 100, 100, 78, 100 and 99% of the stories for seeds 0-4;
+    # with windows started at the stories, in 98-100% for each of seeds 0-9 (README).
     "tiny": TrainSettings(),
     # llama2.c's stories15M shape (dim 288, 6 layers, 6 heads, hidden 768), our vocabulary.
     "dim288": TrainSettings(dim=288, n_layers=6, n_heads=6, hidden_dim=768, seq_len=256,
