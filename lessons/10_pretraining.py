@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import tinyllama_np as tl
-from tinyllama_np.training.data import document_starts, load_tokens, prepare_token_files, random_batch
+from tinyllama_np.training.data import document_bounds, load_tokens, prepare_token_files, random_batch
 from tinyllama_np.training.optim import AdamW, learning_rate
 from tinyllama_np.plot import line_chart
 from tinyllama_np.training.loop import TrainSettings, read_log, train
@@ -140,9 +140,9 @@ val_tokens = load_tokens(paths["val"], tokenizer.vocab_size)
 # only guess those; started at the documents (each BOS), every window reads a story from its
 # first sentence, and a later "the red kite" can be copied from what the window holds.
 begins_with_bos = {}
-for where, doc_starts in (("anywhere", None),
-                          ("at documents", document_starts(train_tokens, tokenizer.bos_id))):
-    windows, _ = random_batch(train_tokens, 1000, 128, np.random.default_rng(0), doc_starts)
+for where, doc_bounds in (("anywhere", None),
+                          ("at documents", document_bounds(train_tokens, tokenizer.bos_id))):
+    windows, _ = random_batch(train_tokens, 1000, 128, np.random.default_rng(0), doc_bounds)
     begins_with_bos[where] = np.mean(windows[:, 0] == tokenizer.bos_id)
     print(f"1000 windows of 128 tokens started {where}: {begins_with_bos[where]:.0%} begin with BOS")
 assert begins_with_bos["at documents"] > 0.95 > 0.1 > begins_with_bos["anywhere"]

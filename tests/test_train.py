@@ -123,9 +123,9 @@ def documents_of_lengths(lengths, bos=999):
 
 def test_windows_start_at_documents_that_fit():
     tokens = documents_of_lengths([5, 30, 6, 4, 9])
-    doc_starts = data_module.document_starts(tokens, 999)
-    np.testing.assert_array_equal(doc_starts, [0, 5, 35, 41, 45])
-    x, y = data_module.random_batch(tokens, 2000, 8, np.random.default_rng(0), doc_starts)
+    doc_bounds = data_module.document_bounds(tokens, 999)
+    np.testing.assert_array_equal(doc_bounds, [0, 5, 35, 41, 45, 54])
+    x, y = data_module.random_batch(tokens, 2000, 8, np.random.default_rng(0), doc_bounds)
     np.testing.assert_array_equal(x[:, 1:], y[:, :-1])
     long_doc = x[:, 0] != 999
     # A window starts at a BOS, unless it lies wholly inside the 30-token document.
@@ -140,8 +140,8 @@ def test_windows_start_at_documents_that_fit():
 
 def test_windows_near_the_end_and_text_before_the_first_bos():
     tokens = np.concatenate([[7, 7], documents_of_lengths([4, 3])]).astype(np.uint16)
-    doc_starts = data_module.document_starts(tokens, 999)
-    np.testing.assert_array_equal(doc_starts, [0, 2, 6])
-    x, _ = data_module.random_batch(tokens, 50, 5, np.random.default_rng(0), doc_starts)
+    doc_bounds = data_module.document_bounds(tokens, 999)
+    np.testing.assert_array_equal(doc_bounds, [0, 2, 6, 9])
+    x, _ = data_module.random_batch(tokens, 50, 5, np.random.default_rng(0), doc_bounds)
     # The corpus has 9 tokens: a 6-token window cannot start later than position 3.
     assert set(x[:, 0]) == {7, 999, 1}

@@ -6,7 +6,7 @@
    mmap_mode): a batch then reads only the pages it touches, however large the corpus.
 4. A batch is batch_size windows of seq_len + 1 consecutive tokens; the model reads the
    first seq_len and must predict each next one (targets = tokens shifted by one). Given the
-   documents' first positions, each window starts in a random document, at its BOS when the
+   documents' bounds, each window starts in a random document, at its BOS when the
    document fits (so the model reads every story from the sentence that introduces its
    characters); otherwise windows start at random offsets.
 """
@@ -100,18 +100,20 @@ def load_tokens(path, vocab_size=None):
     return tokens
 
 
-def document_starts(tokens, bos_id):
-    """The position of every document's first token: each BOS, and 0 if text precedes the first."""
+def document_bounds(tokens, bos_id):
+    """Where the documents begin, then where the corpus ends: document d is
+    tokens[bounds[d]:bounds[d + 1]]. A document begins at each BOS, and at 0 if text
+    precedes the first."""
     starts = np.flatnonzero(np.asarray(tokens) == bos_id)
     if len(starts) == 0 or starts[0] != 0:
         starts = np.concatenate([[0], starts])
-    return starts
+    return np.append(starts, len(tokens))
 
 
-def random_batch(tokens, batch_size, seq_len, rng, doc_starts=None):
+def random_batch(tokens, batch_size, seq_len, rng, doc_bounds=None):
     """batch_size random windows: (inputs, targets), both int64 (B, T), targets shifted by one.
 
-    Without doc_starts a window may start anywhere. With them (document_starts), a window
+    Without doc_bounds a window may start anywhere. With them (document_bounds), a window
     starts in a document drawn uniformly: at its first token if the document is at most
     seq_len + 1 tokens long, else at a random offset that keeps the window inside it. A short
     document's window runs on into the next one, which it also reads from its start. A window
@@ -121,12 +123,12 @@ def random_batch(tokens, batch_size, seq_len, rng, doc_starts=None):
         raise ValueError(f"the corpus has {len(tokens)} tokens, fewer than one sequence of "
                          f"{seq_len} + 1: use a shorter --seq-len or more data")
     last_start = len(tokens) - seq_len - 1
-    if doc_starts is None:
+    if doc_bounds is None:
         starts = rng.integers(0, last_start + 1, size=batch_size)
     else:
-        doc = rng.integers(0, len(doc_starts), size=batch_size)
-        doc_ends = np.append(doc_starts[1:], len(tokens))
-        spare = np.maximum(doc_ends[doc] - doc_starts[doc] - (seq_len + 1), 0)
-        starts = np.minimum(doc_starts[doc] + rng.integers(0, spare + 1), last_start)
+        doc = rng.integers(0, len(doc_bounds) - 1, size=batch_size)
+        begin, end = doc_bounds[doc], doc_bounds[doc + 1]
+        spare = np.maximum(end - begin - (seq_len + 1), 0)
+        starts = np.minimum(begin + rng.integers(0, spare + 1), last_start)
     windows = np.asarray(tokens[starts[:, None] + np.arange(seq_len + 1)], dtype=np.int64)
     return windows[:, :-1], windows[:, 1:]

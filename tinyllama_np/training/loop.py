@@ -23,7 +23,7 @@ import numpy as np
 
 from ..atomic import atomic_write, write_text_atomically
 from ..progress import progress_bar
-from .data import document_starts, random_batch
+from .data import document_bounds, random_batch
 from .data_parallel import DataParallel
 from ..models import Llama, LlamaConfig
 from ..nn import CrossEntropyLoss
@@ -171,13 +171,13 @@ def restore(model, optimizer, arrays, info, path, names=None):
 
 # --- the loop -------------------------------------------------------------------------
 
-def evaluate(model, tokens, settings, batches, doc_starts=None):
+def evaluate(model, tokens, settings, batches, doc_bounds=None):
     """Mean loss over `batches` fixed validation batches (same ones at every evaluation)."""
     rng = np.random.default_rng(12345)
     loss_fn = CrossEntropyLoss()
     total = 0.0
     for _ in range(batches):
-        x, y = random_batch(tokens, settings.batch_size, settings.seq_len, rng, doc_starts)
+        x, y = random_batch(tokens, settings.batch_size, settings.seq_len, rng, doc_bounds)
         total += loss_fn.forward(model.forward(x), y, overwrite_logits=True)
     return total / batches
 
@@ -221,8 +221,9 @@ def train(settings, train_tokens, val_tokens, vocab_size, out_dir, resume=False,
         forget_log_after(out_dir, start_step)
         log(f"resuming {out_dir} at step {start_step} of {settings.steps}")
     last_step = settings.steps if stop_at is None else min(stop_at, settings.steps)
-    train_starts, val_starts = ((None, None) if bos_id is None else
-                                (document_starts(train_tokens, bos_id), document_starts(val_tokens, bos_id)))
+    train_bounds = val_bounds = None
+    if bos_id is not None:
+        train_bounds, val_bounds = document_bounds(train_tokens, bos_id), document_bounds(val_tokens, bos_id)
     parallel = DataParallel(model, workers)
     tokens_per_step = settings.batch_size * settings.seq_len * settings.grad_accum
     bar = progress_bar(last_step, initial=start_step, unit="steps", enabled=progress)
@@ -236,7 +237,7 @@ def train(settings, train_tokens, val_tokens, vocab_size, out_dir, resume=False,
                 loss = 0.0
                 for _ in range(settings.grad_accum):
                     x, y = random_batch(train_tokens, settings.batch_size, settings.seq_len, rng,
-                                        train_starts)
+                                        train_bounds)
                     loss += parallel.loss_and_backward(x, y, 1.0 / settings.grad_accum) / settings.grad_accum
                 grad_norm = clip_grad_norm(model.grads, settings.grad_clip, trainable)
                 if not (math.isfinite(loss) and math.isfinite(grad_norm)):
@@ -252,7 +253,7 @@ def train(settings, train_tokens, val_tokens, vocab_size, out_dir, resume=False,
                           "tokens_per_s": tokens_per_step / (time.perf_counter() - started)}
                 if step % settings.eval_interval == 0 or step == settings.steps:
                     record["val_loss"] = evaluate(model, val_tokens, settings, settings.eval_batches,
-                                                  val_starts)
+                                                  val_bounds)
                 log_file.write(json.dumps(record) + "\n")
                 if step % settings.checkpoint_interval == 0 or step == last_step:
                     log_file.flush()
