@@ -14,7 +14,8 @@ def test_bench_decode_reports_rates_and_speed_up(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "thread settings" in out
     for label in ["greedy, KV cache", "top-p 0.9, KV cache", "greedy, no cache",
-                  "KV cache speed-up", "ratio tinyllama_np / reference", "memory-bandwidth bound",
+                  "KV cache speed-up", "ratio tinyllama_np / reference", "matrix products alone",
+                  "memory-bandwidth bound",
                   "prefill", "per-token Python overhead"]:
         assert label in out
     assert "dim288" not in out  # only the configuration asked for

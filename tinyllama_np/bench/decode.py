@@ -19,6 +19,12 @@ engineer would write to decode fast in plain NumPy. The ratio tinyllama_np / ref
 what the readable version costs (or saves); the two are timed in alternation. The tests check
 that it picks the same tokens as tl.generate.
 
+Above both lies a ceiling for any decoder that multiplies these matrices with NumPy: the
+reference's matrix products alone, one after another with nothing between them
+(time_products_only). Everything else a decoder does (norms, RoPE, attention over the cache,
+choosing the token, the Python around it) adds to their time, so (tokens/s) / (products
+alone) is the share of a decoder's time spent in its matrix products.
+
 Prefill (the prompt in one forward pass, PREFILL_LEN tokens) is reported in tokens/s.
 Per-token Python overhead, which matters for deep models, is measured on OVERHEAD_CONFIG:
 30 layers so narrow that the arithmetic is negligible, so the time per token per layer is
@@ -100,6 +106,20 @@ def time_reference(model, prompt):
     return (len(stamps) - 1) / (stamps[-1] - stamps[0])
 
 
+def time_products_only(reference, tokens=NEW_TOKENS):
+    """Tokens/s of ReferenceDecoder's matrix-vector products alone: for each token, every
+    matrix a step multiplies (wqkv, wo, w13, w2 of each layer, then the output matrix) times
+    a vector of ones, back to back. The same bytes are read as in a decoding step."""
+    matrices = [layer[name] for layer in reference.layers for name in ("wqkv", "wo", "w13", "w2")]
+    matrices.append(reference.output)
+    vectors = [np.ones(matrix.shape[0], np.float32) for matrix in matrices]
+    start = time.perf_counter()
+    for _ in range(tokens):
+        for vector, matrix in zip(vectors, matrices):
+            vector @ matrix
+    return tokens / (time.perf_counter() - start)
+
+
 def time_prefill(model, prompt_len):
     """Tokens/s of reading a prompt of prompt_len tokens in one forward pass into a KV cache."""
     tokens = np.random.default_rng(1).integers(0, model.config.vocab_size, (1, prompt_len))
@@ -129,11 +149,14 @@ def bench_decode(name, steps, out=print):
         f"float32, batch 1, prompt {PROMPT_LEN} + {NEW_TOKENS} new tokens, "
         f"{bytes_per_token / 1e6:.1f} MB of weights read per token")
     time_generation(model, prompt, True, temperature=0)  # warm-up
-    # Greedy decoding and the reference loop in alternation, so both see the same machine.
-    greedy, reference = [], []
+    # Greedy decoding, the reference loop and its products alone in alternation, so all
+    # three see the same machine.
+    greedy, reference, products = [], [], []
+    products_decoder = ReferenceDecoder(model)
     for _ in range(steps):
         greedy.append(time_generation(model, prompt, True, temperature=0))
         reference.append(time_reference(model, prompt))
+        products.append(time_products_only(products_decoder))
     timings = {"greedy, KV cache": greedy,
                "top-p 0.9, KV cache": [time_generation(model, prompt, True, top_p=0.9, seed=0)
                                        for _ in range(steps)],
@@ -154,6 +177,12 @@ def bench_decode(name, steps, out=print):
         f"tokens/s; ratio tinyllama_np / reference: "
         f"{results['greedy, KV cache'] / results['reference']:.2f} (each alternating pair: "
         f"{', '.join(f'{ratio:.2f}' for ratio in ratios)})")
+    results["products only"] = statistics.median(products)
+    out(f"  the reference's matrix products alone, back to back: {results['products only']:8.1f} "
+        f"tokens/s, a ceiling for NumPy decoders of these weights; greedy decode reaches "
+        f"{results['greedy, KV cache'] / results['products only']:.2f} of it, the reference "
+        f"{results['reference'] / results['products only']:.2f} (1.2x the reference would be "
+        f"{1.2 * results['reference'] / results['products only']:.2f})")
     cores = os.cpu_count()
     one_core = measure_read_bandwidth(1, bytes_per_token)
     all_cores = measure_read_bandwidth(cores, bytes_per_token)
